@@ -1,0 +1,24 @@
+//! `/stats`, `/healthz` and `/readyz`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+
+use super::{json_error, AppState};
+
+/// Stats reports open connections and each live channel's figures.
+pub(crate) async fn stats(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.hub.stats())
+}
+
+/// Healthz answers while the process serves HTTP at all.
+pub(crate) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Readyz answers 200 while the gateway can take subscribers and publishes, 503 otherwise.
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.hub.is_closed() {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
+}

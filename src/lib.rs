@@ -1,0 +1,30 @@
+//! sse-gateway: fan messages out to browsers over Server-Sent Events.
+//!
+//! The data flow, one module per step:
+//! - [`channel`]: a validated channel name;
+//! - [`event`]: an event (id, type, data) and its SSE wire frame, encoded once;
+//! - [`hub`]: the registry of channels, the one [`hub::Hub::publish`] path every source uses,
+//!   and subscribe with resume;
+//! - [`broadcaster`]: each channel's owner task, its [`history`] and fan-out (where a slow
+//!   subscriber is dropped);
+//! - [`subscriber`]: a subscriber's bounded outbox and its `text/event-stream` body;
+//! - [`http`]: the thin actix-web adapter; [`server`]: wiring and shutdown.
+#![deny(unsafe_code)]
+#![warn(
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod broadcaster;
+pub mod channel;
+pub mod config;
+pub mod event;
+pub mod history;
+pub mod http;
+pub mod hub;
+pub mod server;
+pub mod sse_parser;
+pub mod subscriber;

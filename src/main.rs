@@ -1,0 +1,87 @@
+//! The `sse-gateway` binary: parse the configuration, start the hub and serve HTTP until a
+//! signal asks it to stop.
+
+use std::io::IsTerminal;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use sse_gateway::config::Config;
+use sse_gateway::http::{AppState, PublishSettings};
+use sse_gateway::hub::Hub;
+use sse_gateway::server::{self, ServerSettings};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let open_files =
+        rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
+    let hub_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.hub_threads.max(1))
+        .thread_name("sse-hub")
+        .enable_all()
+        .build()
+        .context("starting the hub runtime")?;
+    let hub = Hub::new(
+        config.hub_settings(open_files),
+        hub_runtime.handle().clone(),
+    );
+    let state = AppState {
+        hub,
+        body: config.body_settings(),
+        publish: PublishSettings {
+            key: config.publish_key.clone(),
+            max_body: config.max_body,
+        },
+    };
+    let settings = ServerSettings {
+        workers: config.workers,
+        shutdown_timeout: config.shutdown_timeout,
+    };
+
+    let listener =
+        TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(
+        ?config,
+        open_files,
+        max_connections = state.hub.settings().max_connections,
+        "configuration"
+    );
+    if config.publish_key.is_none() {
+        tracing::warn!("no --publish-key: only loopback clients may POST /publish");
+    }
+    tracing::info!("listening on http://{addr}");
+
+    actix_web::rt::System::new()
+        .block_on(server::run(listener, state, settings, shutdown_signal()))
+        .context("serving HTTP")?;
+    hub_runtime.shutdown_timeout(Duration::from_secs(5));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Shutdown_signal completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the gateway");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,279 @@
+//! A subscriber: its bounded outbox, filled by channel broadcasters, and the `text/event-stream`
+//! body that drains it.
+//!
+//! A broadcaster never waits for a subscriber: [`Outbox::push`] either queues a shared frame or,
+//! when the outbox is full, closes it (the subscriber is dropped and resumes from history later).
+//! The body hands everything pending to the socket in one chunk, so a subscriber that is behind
+//! costs one write, not one per event.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use parking_lot::Mutex;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use crate::history::Frame;
+use crate::hub::Subscription;
+
+/// Why an outbox was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The subscriber fell behind by more than its outbox holds.
+    Lagged,
+    /// The gateway is shutting down.
+    Shutdown,
+}
+
+/// What became of a frame offered to an outbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Push {
+    /// The frame was queued.
+    Queued,
+    /// The outbox was full: it is now closed as [`CloseReason::Lagged`].
+    Overflowed,
+    /// The outbox was already closed.
+    Closed,
+}
+
+/// Outbox is a subscriber's bounded queue of frames, shared between the broadcasters of its
+/// channels (producers) and its response body (the consumer).
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<OutboxState>,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct OutboxState {
+    frames: VecDeque<Arc<Frame>>,
+    waker: Option<Waker>,
+    closed: Option<CloseReason>,
+}
+
+impl Outbox {
+    /// New makes an empty outbox that holds at most `capacity` frames.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(OutboxState::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Push queues a frame without waiting; a full outbox is closed instead.
+    pub fn push(&self, frame: &Arc<Frame>) -> Push {
+        let (outcome, waker) = {
+            let mut state = self.state.lock();
+            if state.closed.is_some() {
+                return Push::Closed;
+            }
+            if state.frames.len() >= self.capacity {
+                state.closed = Some(CloseReason::Lagged);
+                state.frames = VecDeque::new();
+                (Push::Overflowed, state.waker.take())
+            } else {
+                state.frames.push_back(Arc::clone(frame));
+                (Push::Queued, state.waker.take())
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        outcome
+    }
+
+    /// Close ends the subscription for `reason`, unless it already ended.
+    pub fn close(&self, reason: CloseReason) {
+        let waker = {
+            let mut state = self.state.lock();
+            if state.closed.is_some() {
+                return;
+            }
+            state.closed = Some(reason);
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Drain takes every queued frame now, without waiting.
+    pub fn drain(&self) -> Vec<Arc<Frame>> {
+        self.state.lock().frames.drain(..).collect()
+    }
+
+    /// Poll_batch moves every queued frame into `batch`; when there is none it reports why the
+    /// outbox closed, or registers the task to be woken by the next push.
+    fn poll_batch(
+        &self,
+        cx: &mut Context<'_>,
+        batch: &mut Vec<Arc<Frame>>,
+    ) -> Poll<Result<(), CloseReason>> {
+        let mut state = self.state.lock();
+        if !state.frames.is_empty() {
+            batch.extend(state.frames.drain(..));
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(reason) = state.closed {
+            return Poll::Ready(Err(reason));
+        }
+        match &state.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => state.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// The comment sent when a connection has been idle for a heartbeat interval.
+const HEARTBEAT: &[u8] = b":\n\n";
+
+/// BodySettings are the stream-level settings of every subscriber response.
+#[derive(Clone, Copy, Debug)]
+pub struct BodySettings {
+    /// The reconnection delay sent in the first `retry:` line.
+    pub retry: Duration,
+    /// How long a connection may stay silent before a comment is sent.
+    pub heartbeat: Duration,
+    /// On shutdown, each stream's final `retry:` is `retry` plus a random delay up to this, so
+    /// reconnects spread out instead of stampeding the next instance.
+    pub shutdown_retry_spread: Duration,
+}
+
+/// SseBody is a subscriber's response body: the opening bytes (retry, comment, backlog), then
+/// live frames as they come, with heartbeats when idle.
+pub struct SseBody {
+    opening: Option<Bytes>,
+    subscription: Subscription,
+    heartbeat: Interval,
+    wrote_since_heartbeat: bool,
+    batch: Vec<Arc<Frame>>,
+    settings: BodySettings,
+    finished: bool,
+}
+
+impl SseBody {
+    /// New makes the body for a subscription; its first chunk is sent at once, so the browser's
+    /// `open` fires and proxies flush.
+    pub fn new(mut subscription: Subscription, settings: BodySettings) -> Self {
+        let mut opening = BytesMut::new();
+        opening.extend_from_slice(
+            format!("retry: {}\n: ok\n\n", settings.retry.as_millis()).as_bytes(),
+        );
+        if let Some(gap) = subscription.gap.take() {
+            opening.extend_from_slice(&gap);
+        }
+        for frame in std::mem::take(&mut subscription.backlog) {
+            opening.extend_from_slice(&frame.bytes);
+        }
+        let mut heartbeat =
+            tokio::time::interval_at(Instant::now() + settings.heartbeat, settings.heartbeat);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Self {
+            opening: Some(opening.freeze()),
+            subscription,
+            heartbeat,
+            wrote_since_heartbeat: true,
+            batch: Vec::new(),
+            settings,
+            finished: false,
+        }
+    }
+
+    fn farewell(&self) -> Bytes {
+        let spread = self.settings.shutdown_retry_spread.as_millis() as u64;
+        let delay = self.settings.retry.as_millis() as u64 + fastrand::u64(0..=spread);
+        Bytes::from(format!("retry: {delay}\n\n"))
+    }
+}
+
+/// Coalesce joins a batch of frames into one chunk (one write), reusing the only frame's bytes.
+fn coalesce(batch: &mut Vec<Arc<Frame>>) -> Bytes {
+    let chunk = if let [only] = batch.as_slice() {
+        only.bytes.clone()
+    } else {
+        let mut buf = BytesMut::with_capacity(batch.iter().map(|f| f.bytes.len()).sum());
+        for frame in batch.iter() {
+            buf.extend_from_slice(&frame.bytes);
+        }
+        buf.freeze()
+    };
+    batch.clear();
+    chunk
+}
+
+impl Stream for SseBody {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        if let Some(opening) = this.opening.take() {
+            return Poll::Ready(Some(Ok(opening)));
+        }
+        match this.subscription.outbox.poll_batch(cx, &mut this.batch) {
+            Poll::Ready(Ok(())) => {
+                this.wrote_since_heartbeat = true;
+                return Poll::Ready(Some(Ok(coalesce(&mut this.batch))));
+            }
+            Poll::Ready(Err(reason)) => {
+                this.finished = true;
+                this.subscription.ended(reason);
+                return match reason {
+                    CloseReason::Shutdown => Poll::Ready(Some(Ok(this.farewell()))),
+                    CloseReason::Lagged => Poll::Ready(None),
+                };
+            }
+            Poll::Pending => {}
+        }
+        while this.heartbeat.poll_tick(cx).is_ready() {
+            if !std::mem::replace(&mut this.wrote_since_heartbeat, false) {
+                return Poll::Ready(Some(Ok(Bytes::from_static(HEARTBEAT))));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventId;
+
+    fn frame(seq: u64) -> Arc<Frame> {
+        let id = EventId::parse(&seq.to_string()).unwrap().unwrap();
+        Arc::new(Frame {
+            seq,
+            id,
+            bytes: Bytes::from(format!("{seq};")),
+            at: Instant::now(),
+        })
+    }
+
+    #[test]
+    fn a_full_outbox_closes_as_lagged_and_refuses_more() {
+        let outbox = Outbox::new(2);
+        assert_eq!(outbox.push(&frame(1)), Push::Queued);
+        assert_eq!(outbox.push(&frame(2)), Push::Queued);
+        assert_eq!(outbox.push(&frame(3)), Push::Overflowed);
+        assert_eq!(outbox.push(&frame(4)), Push::Closed);
+        assert!(
+            outbox.drain().is_empty(),
+            "a lagged outbox drops what it held"
+        );
+    }
+
+    #[test]
+    fn pending_frames_are_coalesced_into_one_chunk() {
+        let mut batch = vec![frame(1), frame(2), frame(3)];
+        assert_eq!(&coalesce(&mut batch)[..], b"1;2;3;");
+        assert!(batch.is_empty());
+    }
+}
