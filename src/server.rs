@@ -35,6 +35,8 @@ pub async fn run(
             .configure(http::routes)
     })
     .disable_signals()
+    // A subscriber that closes its side has left: end its stream now, not at the next write.
+    .h1_allow_half_closed(false)
     .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1));
     if let Some(workers) = settings.workers {
         server = server.workers(workers.max(1));

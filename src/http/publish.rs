@@ -257,6 +257,42 @@ async fn read_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::{routes, AppState};
+    use crate::hub::{Hub, HubSettings};
+    use crate::subscriber::BodySettings;
+    use actix_web::test::{call_service, init_service, read_body_json, TestRequest};
+    use actix_web::App;
+    use std::time::Duration;
+
+    #[actix_web::test]
+    async fn without_a_key_only_clients_on_this_host_may_publish() {
+        let state = AppState {
+            hub: Hub::new(HubSettings::default(), tokio::runtime::Handle::current()),
+            body: BodySettings {
+                retry: Duration::from_secs(1),
+                heartbeat: Duration::from_secs(15),
+                shutdown_retry_spread: Duration::ZERO,
+            },
+            publish: PublishSettings {
+                key: None,
+                max_body: 1024,
+            },
+        };
+        let app = init_service(App::new().app_data(web::Data::new(state)).configure(routes)).await;
+        let publish_from = |peer: &str| {
+            TestRequest::post()
+                .uri("/publish")
+                .peer_addr(peer.parse().unwrap())
+                .set_json(serde_json::json!({"channel": "c", "data": 1}))
+                .to_request()
+        };
+        let refused = call_service(&app, publish_from("203.0.113.9:40000")).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let body: serde_json::Value = read_body_json(refused).await;
+        assert!(body["error"].as_str().unwrap().contains("--publish-key"));
+        let accepted = call_service(&app, publish_from("[::1]:40000")).await;
+        assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    }
 
     #[test]
     fn json_data_is_sent_as_is_when_a_string_and_as_compact_json_otherwise() {

@@ -1,0 +1,193 @@
+//! Test harness: the real `sse-gateway` binary on an ephemeral port, and a client that reads its
+//! streams with the crate's spec-following SSE parser, as a browser would.
+#![allow(dead_code)]
+
+pub mod sse;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long any awaited condition may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Gateway is a running `sse-gateway` process, killed when dropped.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    child: Child,
+    logs: Arc<Mutex<String>>,
+    http: reqwest::Client,
+}
+
+impl Gateway {
+    /// Start runs the binary with `args` on 127.0.0.1:0 and waits until it listens.
+    pub async fn start(args: &[&str]) -> Gateway {
+        Self::start_with_env(args, &[]).await
+    }
+
+    /// Start_with_env is [`Gateway::start`] with extra environment variables.
+    pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Gateway {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sse-gateway"));
+        command
+            .args(["--bind", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "sse_gateway=debug,info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the gateway binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (found, listening) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let addr = line[at + "listening on http://".len()..].trim().to_string();
+                    let _ = found.send(addr);
+                }
+                let mut logs = sink.lock().unwrap();
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+        });
+        let addr = tokio::task::spawn_blocking(move || listening.recv_timeout(WAIT))
+            .await
+            .unwrap()
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the gateway did not report its address; logs:\n{}",
+                    logs.lock().unwrap()
+                )
+            });
+        let http = reqwest::Client::builder().timeout(WAIT).build().unwrap();
+        Gateway {
+            addr: addr.parse().expect("a socket address"),
+            child,
+            logs,
+            http,
+        }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Subscribe opens `/events?query` and checks it answered 200.
+    pub async fn subscribe(&self, query: &str) -> sse::SseStream {
+        sse::SseStream::open(&self.http, &self.url(&format!("/events?{query}")), None).await
+    }
+
+    /// Resume opens `/events?query` with a `Last-Event-ID` header.
+    pub async fn resume(&self, query: &str, last_event_id: &str) -> sse::SseStream {
+        sse::SseStream::open(
+            &self.http,
+            &self.url(&format!("/events?{query}")),
+            Some(last_event_id),
+        )
+        .await
+    }
+
+    /// Get returns the status and JSON body of a GET.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Publish posts a JSON body to `/publish` and returns the status and JSON answer.
+    pub async fn publish(&self, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url("/publish"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Publish_ok publishes `data` to `channel` with an explicit id and expects 202.
+    pub async fn publish_ok(&self, channel: &str, id: &str, data: &str) {
+        let (status, body) = self
+            .publish(serde_json::json!({"channel": channel, "id": id, "data": data}))
+            .await;
+        assert_eq!(status, 202, "publish answered {body}");
+    }
+
+    pub async fn stats(&self) -> Value {
+        let (status, body) = self.get("/stats").await;
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// Wait_for_stats polls `/stats` until `ready` holds, failing after [`WAIT`].
+    pub async fn wait_for_stats(&self, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let stats = self.stats().await;
+            if ready(&stats) {
+                return stats;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last stats: {stats}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Subscribers is a channel's subscriber count in `/stats` (0 when the channel is not live).
+    pub async fn subscribers(&self, channel: &str) -> u64 {
+        self.stats().await["channels"][channel]["subscribers"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Terminate sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait_exit waits for the process to exit, failing after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not exit within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
