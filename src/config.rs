@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::amqp::{mask_url, AmqpSettings};
 use crate::channel::{ChannelName, ChannelNameError};
 use crate::hub::{self, HubSettings};
 use crate::subscriber::BodySettings;
@@ -24,6 +25,18 @@ pub const DEFAULT_RETRY: &str = "3s";
 pub const DEFAULT_SHUTDOWN_RETRY_SPREAD: &str = "5s";
 /// How long shutdown waits for connections to finish.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
+/// The largest event (message body) accepted from RabbitMQ, in bytes.
+pub const DEFAULT_MAX_EVENT_SIZE: usize = 64 * 1024;
+/// The topic exchange consumed and published to.
+pub const DEFAULT_EXCHANGE: &str = "sse";
+/// Unacknowledged deliveries RabbitMQ may send ahead.
+pub const DEFAULT_PREFETCH: u16 = 256;
+/// How long an instance's queues outlive it, keeping what is published meanwhile.
+pub const DEFAULT_QUEUE_EXPIRES: &str = "1h";
+/// The first reconnection delay; it doubles on each failure.
+pub const DEFAULT_AMQP_RECONNECT_MIN: &str = "200ms";
+/// The longest reconnection delay.
+pub const DEFAULT_AMQP_RECONNECT_MAX: &str = "10s";
 /// File descriptors kept for everything but subscriber connections when the connection limit is
 /// derived from the open-file limit.
 pub const FD_RESERVE: u64 = 256;
@@ -101,6 +114,45 @@ pub struct Config {
     /// How long shutdown waits for connections to close.
     #[arg(long, env = "SSE_GATEWAY_SHUTDOWN_TIMEOUT", default_value = DEFAULT_SHUTDOWN_TIMEOUT, value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// RabbitMQ URL (`amqp://user:pass@host:5672/vhost` or `amqps://…`). Without it, the
+    /// in-process hub only.
+    #[arg(long, env = "SSE_GATEWAY_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<Secret>,
+
+    /// Topic exchange to consume from and publish to.
+    #[arg(long, env = "SSE_GATEWAY_EXCHANGE", default_value = DEFAULT_EXCHANGE)]
+    pub exchange: String,
+
+    /// Use the exchange as it is (it must exist, e.g. from the broker's definitions) instead of
+    /// declaring it.
+    #[arg(long, env = "SSE_GATEWAY_EXCHANGE_PASSIVE")]
+    pub exchange_passive: bool,
+
+    /// Names this instance's queues (`sse-gateway.ID[.CHANNEL]`); a restart with the same id
+    /// receives what was published while it was down. Default: the host name.
+    #[arg(long, env = "SSE_GATEWAY_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
+    /// Unacknowledged deliveries RabbitMQ may send ahead (`basic.qos`).
+    #[arg(long, env = "SSE_GATEWAY_PREFETCH", default_value_t = DEFAULT_PREFETCH)]
+    pub prefetch: u16,
+
+    /// How long this instance's queues outlive it without a consumer (`x-expires`).
+    #[arg(long, env = "SSE_GATEWAY_QUEUE_EXPIRES", default_value = DEFAULT_QUEUE_EXPIRES, value_parser = humantime::parse_duration)]
+    pub queue_expires: Duration,
+
+    /// Largest message body accepted from RabbitMQ, in bytes; larger ones are rejected.
+    #[arg(long, env = "SSE_GATEWAY_MAX_EVENT_SIZE", default_value_t = DEFAULT_MAX_EVENT_SIZE)]
+    pub max_event_size: usize,
+
+    /// First delay before reconnecting to RabbitMQ; it doubles on each failure.
+    #[arg(long, env = "SSE_GATEWAY_AMQP_RECONNECT_MIN", default_value = DEFAULT_AMQP_RECONNECT_MIN, value_parser = humantime::parse_duration)]
+    pub amqp_reconnect_min: Duration,
+
+    /// Longest delay between reconnection attempts (they go on forever).
+    #[arg(long, env = "SSE_GATEWAY_AMQP_RECONNECT_MAX", default_value = DEFAULT_AMQP_RECONNECT_MAX, value_parser = humantime::parse_duration)]
+    pub amqp_reconnect_max: Duration,
 }
 
 impl Config {
@@ -125,6 +177,23 @@ impl Config {
                 .unwrap_or(usize::try_from(derived).unwrap_or(usize::MAX)),
             max_channels_per_connection: self.max_channels_per_connection,
         }
+    }
+
+    /// Amqp_settings are the broker settings, when a broker URL is configured.
+    pub fn amqp_settings(&self) -> Option<AmqpSettings> {
+        let url = self.amqp_url.clone()?;
+        Some(AmqpSettings {
+            url,
+            exchange: self.exchange.clone(),
+            exchange_passive: self.exchange_passive,
+            instance_id: self.instance_id.clone().unwrap_or_else(default_instance_id),
+            prefetch: self.prefetch.max(1),
+            queue_expires: self.queue_expires,
+            channels: self.channels.clone(),
+            max_event_size: self.max_event_size,
+            reconnect_min: self.amqp_reconnect_min,
+            reconnect_max: self.amqp_reconnect_max.max(self.amqp_reconnect_min),
+        })
     }
 
     /// Body_settings are the stream settings of subscriber responses.
@@ -163,7 +232,41 @@ impl fmt::Debug for Config {
             .field("max_body", &self.max_body)
             .field("workers", &self.workers)
             .field("hub_threads", &self.hub_threads)
+            .field(
+                "amqp_url",
+                &self.amqp_url.as_ref().map(|u| mask_url(u.expose())),
+            )
+            .field("exchange", &self.exchange)
+            .field("exchange_passive", &self.exchange_passive)
+            .field("instance_id", &self.instance_id)
+            .field("prefetch", &self.prefetch)
+            .field(
+                "queue_expires",
+                &humantime::format_duration(self.queue_expires).to_string(),
+            )
+            .field("max_event_size", &self.max_event_size)
             .finish_non_exhaustive()
+    }
+}
+
+/// Default_instance_id is the host name, reduced to the characters a queue name part may have.
+fn default_instance_id() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let id: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if id.is_empty() {
+        "sse-gateway".to_string()
+    } else {
+        id
     }
 }
 

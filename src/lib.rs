@@ -18,6 +18,7 @@
 )]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod amqp;
 pub mod broadcaster;
 pub mod channel;
 pub mod config;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use sse_gateway::amqp::Amqp;
 use sse_gateway::config::Config;
 use sse_gateway::http::{AppState, PublishSettings};
 use sse_gateway::hub::Hub;
@@ -35,8 +36,13 @@ fn main() -> anyhow::Result<()> {
         config.hub_settings(open_files),
         hub_runtime.handle().clone(),
     );
+    let amqp = config
+        .amqp_settings()
+        .map(|settings| Amqp::start(settings, hub.clone(), hub_runtime.handle()));
     let state = AppState {
         hub,
+        broker: amqp.as_ref().map(Amqp::publisher),
+        amqp: amqp.as_ref().map(Amqp::status),
         body: config.body_settings(),
         publish: PublishSettings {
             key: config.publish_key.clone(),
@@ -62,8 +68,15 @@ fn main() -> anyhow::Result<()> {
     }
     tracing::info!("listening on http://{addr}");
 
+    let shutdown_timeout = config.shutdown_timeout;
+    let shutdown = async move {
+        shutdown_signal().await;
+        if let Some(amqp) = amqp {
+            amqp.shutdown(shutdown_timeout).await;
+        }
+    };
     actix_web::rt::System::new()
-        .block_on(server::run(listener, state, settings, shutdown_signal()))
+        .block_on(server::run(listener, state, settings, shutdown))
         .context("serving HTTP")?;
     hub_runtime.shutdown_timeout(Duration::from_secs(5));
     tracing::info!("stopped");

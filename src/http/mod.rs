@@ -9,9 +9,11 @@ mod observe;
 pub mod publish;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 
+use crate::amqp::{AmqpPublisher, AmqpStatus};
 use crate::hub::Hub;
 use crate::subscriber::BodySettings;
 pub use error::json_error;
@@ -26,6 +28,11 @@ pub struct AppState {
     pub body: BodySettings,
     /// Who may publish, and how much.
     pub publish: PublishSettings,
+    /// With RabbitMQ on: HTTP publishes go to the exchange, and every instance delivers them
+    /// from its own queue.
+    pub broker: Option<AmqpPublisher>,
+    /// With RabbitMQ on: the consumer's state, for readiness and stats.
+    pub amqp: Option<Arc<AmqpStatus>>,
 }
 
 /// Routes registers the gateway's endpoints.

@@ -7,7 +7,14 @@ use super::{json_error, AppState};
 
 /// Stats reports open connections and each live channel's figures.
 pub(crate) async fn stats(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.hub.stats())
+    let mut stats = serde_json::to_value(state.hub.stats()).unwrap_or_default();
+    if let (Some(amqp), Some(fields)) = (&state.amqp, stats.as_object_mut()) {
+        fields.insert(
+            "amqp".into(),
+            serde_json::to_value(amqp.snapshot()).unwrap_or_default(),
+        );
+    }
+    HttpResponse::Ok().json(stats)
 }
 
 /// Healthz answers while the process serves HTTP at all.
@@ -19,6 +26,9 @@ pub(crate) async fn healthz() -> HttpResponse {
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.hub.is_closed() {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    if state.amqp.as_ref().is_some_and(|amqp| !amqp.is_consuming()) {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "not connected to RabbitMQ");
     }
     HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
 }

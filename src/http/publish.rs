@@ -8,6 +8,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::{json_error, urlencoded, AppState};
+use crate::amqp::AmqpPublishError;
 use crate::channel::{ChannelName, ChannelNameError};
 use crate::config::Secret;
 use crate::event::{Event, EventFieldError};
@@ -58,6 +59,9 @@ pub enum PublishError {
     /// The hub refused.
     #[error(transparent)]
     Hub(#[from] HubError),
+    /// RabbitMQ did not take the event.
+    #[error(transparent)]
+    Broker(#[from] AmqpPublishError),
 }
 
 impl ResponseError for PublishError {
@@ -73,6 +77,8 @@ impl ResponseError for PublishError {
             | Self::BadChannel(_)
             | Self::BadField(_) => StatusCode::BAD_REQUEST,
             Self::Hub(e) => hub_status(e),
+            Self::Broker(AmqpPublishError::Unroutable(_)) => StatusCode::BAD_GATEWAY,
+            Self::Broker(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -192,11 +198,16 @@ pub(crate) async fn publish(
     } else {
         return Err(PublishError::UnsupportedMediaType);
     };
-    let published = state.hub.publish(request.into_event()?).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({
-        "id": published.id.as_str(),
-        "channel": published.channel,
-    })))
+    let event = request.into_event()?;
+    state.hub.check_channel(&event.channel)?;
+    let answer = serde_json::json!({ "id": event.id.as_str(), "channel": event.channel });
+    match &state.broker {
+        Some(broker) => broker.publish(&event).await?,
+        None => {
+            state.hub.publish(event).await?;
+        }
+    }
+    Ok(HttpResponse::Accepted().json(answer))
 }
 
 /// Authorize checks the publish key (bearer token or form field), or, with no key configured,
@@ -277,6 +288,8 @@ mod tests {
                 key: None,
                 max_body: 1024,
             },
+            broker: None,
+            amqp: None,
         };
         let app = init_service(App::new().app_data(web::Data::new(state)).configure(routes)).await;
         let publish_from = |peer: &str| {

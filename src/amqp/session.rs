@@ -1,0 +1,215 @@
+//! The supervisor: connect, declare, consume; on any loss, back off and start again, forever.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::delivery::to_event;
+use super::topology::{self, Binding};
+use super::{mask_url, AmqpPublisher, AmqpSettings, AmqpStatus};
+use crate::channel::ChannelName;
+use crate::hub::{Hub, HubError};
+
+/// A session that stayed up this long resets the backoff to its minimum.
+const STABLE_SESSION: Duration = Duration::from_secs(10);
+
+/// How a session ended without an error.
+enum Ended {
+    /// Shutdown was asked for.
+    Stopped,
+    /// The broker cancelled the consumers (for example, a queue was deleted).
+    Cancelled,
+}
+
+pub(super) struct Supervisor {
+    pub(super) settings: AmqpSettings,
+    pub(super) hub: Hub,
+    pub(super) status: Arc<AmqpStatus>,
+    pub(super) publisher: AmqpPublisher,
+    pub(super) stop: watch::Receiver<bool>,
+}
+
+impl Supervisor {
+    /// Run keeps a session up until shutdown, reconnecting with exponential backoff.
+    pub(super) async fn run(mut self) {
+        let url = mask_url(self.settings.url.expose());
+        let mut delay = self.settings.reconnect_min;
+        let mut attempts: u64 = 0;
+        loop {
+            let started = Instant::now();
+            let outcome = self.session().await;
+            self.publisher.set_channel(None);
+            self.status.consuming.store(false, Ordering::SeqCst);
+            match outcome {
+                Ok(Ended::Stopped) => {
+                    tracing::info!("AMQP consumer stopped");
+                    return;
+                }
+                Ok(Ended::Cancelled) => {
+                    tracing::warn!(url, "the broker cancelled our consumers; reconnecting")
+                }
+                Err(error) if attempts == 0 => {
+                    tracing::warn!(url, %error, "cannot reach RabbitMQ; retrying")
+                }
+                Err(error) => {
+                    tracing::warn!(url, %error, ?delay, "RabbitMQ connection lost or refused; retrying")
+                }
+            }
+            if started.elapsed() >= STABLE_SESSION {
+                delay = self.settings.reconnect_min;
+            }
+            attempts += 1;
+            let jitter = Duration::from_millis(fastrand::u64(0..=delay.as_millis() as u64 / 4));
+            tokio::select! {
+                () = tokio::time::sleep(delay + jitter) => {}
+                _ = self.stop.changed() => return,
+            }
+            if *self.stop.borrow() {
+                return;
+            }
+            delay = (delay * 2).min(self.settings.reconnect_max);
+        }
+    }
+
+    /// Session connects, declares the topology and consumes until the connection fails, the
+    /// consumers are cancelled, or shutdown is asked for.
+    async fn session(&mut self) -> Result<Ended, lapin::Error> {
+        let settings = &self.settings;
+        let name = format!("sse-gateway {}", settings.instance_id);
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let connection = Connection::connect(settings.url.expose(), properties).await?;
+        let bindings = topology::bindings(&settings.instance_id, &settings.channels);
+        let control = connection.create_channel().await?;
+        topology::declare(
+            &control,
+            &settings.exchange,
+            settings.exchange_passive,
+            settings.queue_expires,
+            &bindings,
+        )
+        .await?;
+        control
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+
+        let consuming = connection.create_channel().await?;
+        consuming
+            .basic_qos(settings.prefetch, BasicQosOptions::default())
+            .await?;
+        let mut consumers = Vec::with_capacity(bindings.len());
+        let mut tags = Vec::with_capacity(bindings.len());
+        for Binding { queue, channel, .. } in &bindings {
+            let tag = format!("{queue}.{}", fastrand::u32(..));
+            let consumer = consuming
+                .basic_consume(
+                    queue.as_str().into(),
+                    tag.as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            let channel = channel.clone();
+            consumers.push(consumer.map(move |delivery| (channel.clone(), delivery)));
+            tags.push(tag);
+        }
+        let mut deliveries = stream::select_all(consumers);
+
+        self.publisher.set_channel(Some(control));
+        self.status.consuming.store(true, Ordering::SeqCst);
+        tracing::info!(
+            exchange = settings.exchange,
+            queues = ?bindings.iter().map(|b| &b.queue).collect::<Vec<_>>(),
+            prefetch = settings.prefetch,
+            "consuming from RabbitMQ"
+        );
+
+        loop {
+            tokio::select! {
+                next = deliveries.next() => match next {
+                    Some((channel, Ok(delivery))) => self.handle(channel.as_ref(), delivery).await?,
+                    Some((_, Err(error))) => return Err(error),
+                    None => return Ok(Ended::Cancelled),
+                },
+                _ = self.stop.changed() => {
+                    self.publisher.set_channel(None);
+                    self.status.consuming.store(false, Ordering::SeqCst);
+                    for tag in tags {
+                        let _ = consuming.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+                    }
+                    let _ = connection.close(200, "sse-gateway shutting down".into()).await;
+                    return Ok(Ended::Stopped);
+                }
+            }
+        }
+    }
+
+    /// Handle turns a delivery into an event and publishes it; the delivery is acknowledged
+    /// once the event is in its channel's history and handed to every subscriber.
+    async fn handle(
+        &self,
+        channel: Option<&ChannelName>,
+        mut delivery: Delivery,
+    ) -> Result<(), lapin::Error> {
+        let properties = &delivery.properties;
+        let decoded = to_event(
+            channel,
+            delivery.routing_key.as_str(),
+            properties.message_id().as_ref().map(|s| s.as_str()),
+            properties.kind().as_ref().map(|s| s.as_str()),
+            std::mem::take(&mut delivery.data),
+            self.settings.max_event_size,
+        );
+        let event = match decoded {
+            Ok(event) => event,
+            Err(rejection) => {
+                self.status.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    channel = channel.map(ChannelName::as_str),
+                    routing_key = delivery.routing_key.as_str(),
+                    reason = %rejection,
+                    "AMQP delivery rejected"
+                );
+                return settle(delivery.nack(DROP).await);
+            }
+        };
+        match self.hub.publish(event).await {
+            Ok(_) => {
+                self.status.consumed.fetch_add(1, Ordering::Relaxed);
+                settle(delivery.ack(BasicAckOptions::default()).await)
+            }
+            Err(HubError::ShuttingDown) => settle(delivery.nack(REQUEUE).await),
+            Err(error) => {
+                self.status.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(routing_key = delivery.routing_key.as_str(), %error, "AMQP delivery rejected");
+                settle(delivery.nack(DROP).await)
+            }
+        }
+    }
+}
+
+/// Nack without requeue: the delivery is unusable and would fail again.
+const DROP: BasicNackOptions = BasicNackOptions {
+    requeue: false,
+    multiple: false,
+};
+/// Nack with requeue: the delivery is fine but cannot be handled now.
+const REQUEUE: BasicNackOptions = BasicNackOptions {
+    requeue: true,
+    multiple: false,
+};
+
+/// Settle keeps only the error of an ack or nack (its flag says whether it was sent).
+fn settle(result: Result<bool, lapin::Error>) -> Result<(), lapin::Error> {
+    result.map(|_| ())
+}
