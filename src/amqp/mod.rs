@@ -105,6 +105,7 @@ impl Amqp {
             status: Arc::clone(&status),
             publisher: publisher.clone(),
             stop: stopped,
+            consumed_before: false,
         };
         let task = runtime.spawn(supervisor.run());
         Self {

@@ -38,6 +38,8 @@ pub(super) struct Supervisor {
     pub(super) status: Arc<AmqpStatus>,
     pub(super) publisher: AmqpPublisher,
     pub(super) stop: watch::Receiver<bool>,
+    /// Whether a session has consumed before: the next one that does is a reconnect.
+    pub(super) consumed_before: bool,
 }
 
 impl Supervisor {
@@ -127,6 +129,9 @@ impl Supervisor {
 
         self.publisher.set_channel(Some(control));
         self.status.consuming.store(true, Ordering::SeqCst);
+        if std::mem::replace(&mut self.consumed_before, true) {
+            self.status.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
         tracing::info!(
             exchange = settings.exchange,
             queues = ?bindings.iter().map(|b| &b.queue).collect::<Vec<_>>(),

@@ -2,6 +2,7 @@
 //! streams with the crate's spec-following SSE parser, as a browser would.
 #![allow(dead_code)]
 
+pub mod broker;
 pub mod sse;
 
 use std::io::{BufRead, BufReader};
@@ -148,6 +149,28 @@ impl Gateway {
             assert!(
                 Instant::now() < deadline,
                 "timed out waiting for {what}; last stats: {stats}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Wait_ready waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        self.wait_readyz(200).await;
+    }
+
+    /// Wait_readyz waits until `/readyz` answers `status`.
+    pub async fn wait_readyz(&self, status: u16) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (now, body) = self.get("/readyz").await;
+            if now == status {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "readyz stayed {now} {body}, expected {status}; logs:\n{}",
+                self.logs()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
