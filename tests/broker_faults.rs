@@ -34,6 +34,14 @@ async fn the_gateway_rides_out_a_late_broker_a_cut_connection_and_a_broker_resta
     assert_eq!(gw.get("/healthz").await.0, 200);
     gw.wait_readyz(503).await;
     let mut stream = gw.subscribe("channel=faults").await;
+    let (status, answer) = gw
+        .publish(serde_json::json!({"channel": "faults", "data": "lost?"}))
+        .await;
+    assert_eq!(
+        status, 503,
+        "an HTTP publish is refused, not half-done: {answer}"
+    );
+    assert!(answer["error"].as_str().unwrap().contains("RabbitMQ"));
     let n = std::sync::Arc::clone(&node);
     run_blocking(move || {
         n.boot();
@@ -91,12 +99,15 @@ async fn the_gateway_rides_out_a_late_broker_a_cut_connection_and_a_broker_resta
     gw.wait_ready().await;
     assert_eq!(stream.ids(2).await, ["3", "4"]);
 
-    let stats = gw.stats().await;
+    let stats = gw
+        .wait_for_stats("four deliveries counted", |s| {
+            s["amqp"]["deliveries_consumed"] == 4
+        })
+        .await;
     assert!(
         stats["amqp"]["reconnects"].as_u64().unwrap() >= 2,
         "{stats}"
     );
-    assert_eq!(stats["amqp"]["deliveries_consumed"], 4);
     assert!(
         gw.logs()
             .contains("RabbitMQ connection lost or refused; retrying"),
