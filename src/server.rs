@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 
 use crate::http::{self, AppState};
@@ -32,6 +32,7 @@ pub async fn run(
         App::new()
             .app_data(data.clone())
             .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+            .wrap(from_fn(http::log_requests))
             .configure(http::routes)
     })
     .disable_signals()
