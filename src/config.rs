@@ -16,6 +16,7 @@ use crate::amqp::{mask_url, AmqpSettings};
 use crate::channel::{ChannelName, ChannelNameError};
 use crate::hub::{self, HubSettings};
 use crate::metrics::DEFAULT_METRICS_TOP_CHANNELS;
+use crate::server::Cors;
 use crate::subscriber::BodySettings;
 
 /// The address served when none is given.
@@ -42,6 +43,10 @@ pub const DEFAULT_QUEUE_EXPIRES: &str = "1h";
 pub const DEFAULT_AMQP_RECONNECT_MIN: &str = "200ms";
 /// The longest reconnection delay.
 pub const DEFAULT_AMQP_RECONNECT_MAX: &str = "10s";
+/// How long a client may take to send its request head.
+pub const DEFAULT_REQUEST_TIMEOUT: &str = "5s";
+/// How long written data may stay unacknowledged before the connection is dropped.
+pub const DEFAULT_WRITE_TIMEOUT: &str = "30s";
 /// File descriptors kept for everything but subscriber connections when the connection limit is
 /// derived from the open-file limit.
 pub const FD_RESERVE: u64 = 256;
@@ -124,6 +129,29 @@ pub struct Config {
     /// How long shutdown waits for connections to close.
     #[arg(long, env = "SSE_GATEWAY_SHUTDOWN_TIMEOUT", default_value = DEFAULT_SHUTDOWN_TIMEOUT, value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// How long a client may take to send its request head (slow or silent clients are closed).
+    #[arg(long, env = "SSE_GATEWAY_REQUEST_TIMEOUT", default_value = DEFAULT_REQUEST_TIMEOUT, value_parser = at_least_one_second)]
+    pub request_timeout: Duration,
+
+    /// How long a connection may leave written data unacknowledged (a client that stopped
+    /// reading) before it is dropped.
+    #[arg(long, env = "SSE_GATEWAY_WRITE_TIMEOUT", default_value = DEFAULT_WRITE_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
+    /// Kernel send buffer of each connection, in bytes (bounds what a slow client holds in the
+    /// kernel). Default: the kernel's autotuning.
+    #[arg(long, env = "SSE_GATEWAY_SEND_BUFFER")]
+    pub send_buffer: Option<usize>,
+
+    /// Web origin allowed to call the API from a browser (repeatable, or comma-separated), with
+    /// credentials; `*` allows any origin without credentials. Without it, no CORS headers.
+    #[arg(
+        long = "cors-origin",
+        env = "SSE_GATEWAY_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<CorsOrigin>,
 
     /// How many of the busiest channels get their own subscriber gauge in `/metrics`.
     #[arg(long, env = "SSE_GATEWAY_METRICS_TOP_CHANNELS", default_value_t = DEFAULT_METRICS_TOP_CHANNELS)]
@@ -322,6 +350,17 @@ impl Config {
         })
     }
 
+    /// Cors says which origins may call the API from a browser.
+    pub fn cors(&self) -> Cors {
+        if self.cors_origins.is_empty() {
+            Cors::Off
+        } else if self.cors_origins.iter().any(|o| o.0 == "*") {
+            Cors::AnyOrigin
+        } else {
+            Cors::Origins(self.cors_origins.iter().map(|o| o.0.clone()).collect())
+        }
+    }
+
     /// Body_settings are the stream settings of subscriber responses.
     pub fn body_settings(&self) -> BodySettings {
         BodySettings {
@@ -375,6 +414,16 @@ impl fmt::Debug for Config {
     }
 }
 
+/// At_least_one_second parses a duration of one second or more: actix-web checks request
+/// deadlines against a clock it refreshes every 500 ms, so shorter ones fire at once.
+fn at_least_one_second(s: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if duration < Duration::from_secs(1) {
+        return Err("must be at least 1s".to_string());
+    }
+    Ok(duration)
+}
+
 /// Default_instance_id is the host name, reduced to the characters a queue name part may have.
 fn default_instance_id() -> String {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
@@ -393,6 +442,37 @@ fn default_instance_id() -> String {
         "sse-gateway".to_string()
     } else {
         id
+    }
+}
+
+/// CorsOrigin is a web origin (`https://app.example.com`, scheme, host and optional port) or `*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorsOrigin(String);
+
+impl FromStr for CorsOrigin {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s == "*" {
+            return Ok(Self(s.to_string()));
+        }
+        let host = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+            .ok_or_else(|| {
+                format!("{s:?} is not an origin: it must start with https:// or http://")
+            })?;
+        let valid = !host.is_empty()
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
+        if !valid {
+            return Err(format!(
+                "{s:?} is not an origin: scheme, host and port only, no path"
+            ));
+        }
+        Ok(Self(s.to_string()))
     }
 }
 
@@ -571,6 +651,23 @@ mod tests {
                 "README lists --{long}, which is no option"
             );
         }
+    }
+
+    #[test]
+    fn cors_origins_are_origins_or_a_wildcard() {
+        assert!("https://app.example.com".parse::<CorsOrigin>().is_ok());
+        assert!("http://localhost:3000".parse::<CorsOrigin>().is_ok());
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://a.example/path",
+            "https://",
+        ] {
+            assert!(bad.parse::<CorsOrigin>().is_err(), "{bad}");
+        }
+        let config = Config::parse_from(["sse-gateway", "--cors-origin", "https://a.example,*"]);
+        assert_eq!(config.cors(), Cors::AnyOrigin);
+        assert_eq!(Config::parse_from(["sse-gateway"]).cors(), Cors::Off);
     }
 
     #[test]

@@ -59,6 +59,10 @@ fn main() -> anyhow::Result<()> {
     let settings = ServerSettings {
         workers: config.workers,
         shutdown_timeout: config.shutdown_timeout,
+        request_timeout: config.request_timeout,
+        write_timeout: config.write_timeout,
+        send_buffer: config.send_buffer,
+        cors: config.cors(),
     };
 
     let listener =
