@@ -197,6 +197,12 @@ impl Gateway {
         assert!(status.success());
     }
 
+    /// Kill ends the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        let _ = self.child.wait();
+    }
+
     /// Wait_exit waits for the process to exit, failing after `timeout`.
     pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
