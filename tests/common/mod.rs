@@ -197,6 +197,18 @@ impl Gateway {
         assert!(status.success());
     }
 
+    /// Pid is the gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Rss_kib is the gateway's resident memory, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     /// Kill ends the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
