@@ -18,28 +18,10 @@ async fn producer() -> (String, String, Producer) {
     (url, exchange, producer)
 }
 
-/// Gateway_on starts a gateway consuming `exchange` with a fresh instance id, once ready.
-async fn gateway_on(url: &str, exchange: &str, instance: &str, extra: &[&str]) -> Gateway {
-    let mut args = vec![
-        "--amqp-url",
-        url,
-        "--exchange",
-        exchange,
-        "--instance-id",
-        instance,
-        "--queue-expires",
-        "60s",
-    ];
-    args.extend_from_slice(extra);
-    let gw = Gateway::start(&args).await;
-    gw.wait_ready().await;
-    gw
-}
-
 #[tokio::test]
 async fn a_message_with_message_id_and_type_arrives_with_those_as_id_and_event() {
     let (url, exchange, producer) = producer().await;
-    let gw = gateway_on(&url, &exchange, &unique("gw"), &[]).await;
+    let gw = Gateway::start_amqp(&url, &exchange, &unique("gw"), &[]).await;
     let mut stream = gw.subscribe("channel=orders").await;
     gw.wait_for_stats("a subscriber", |s| s["connections"] == 1)
         .await;
@@ -74,15 +56,7 @@ async fn a_message_with_message_id_and_type_arrives_with_those_as_id_and_event()
         plain.had_id && plain.last_event_id != "order-1",
         "an id is assigned when message_id is absent"
     );
-    let metrics = gw
-        .http()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.text("/metrics").await;
     assert!(
         metrics.contains("sse_gateway_amqp_connected 1"),
         "{metrics}"
@@ -97,7 +71,7 @@ async fn a_message_with_message_id_and_type_arrives_with_those_as_id_and_event()
 #[tokio::test]
 async fn without_a_channel_list_the_routing_key_is_the_channel() {
     let (url, exchange, producer) = producer().await;
-    let gw = gateway_on(&url, &exchange, &unique("gw"), &[]).await;
+    let gw = Gateway::start_amqp(&url, &exchange, &unique("gw"), &[]).await;
     let mut news = gw.subscribe("channel=news").await;
     let mut sport = gw.subscribe("channel=sport").await;
     gw.wait_for_stats("two subscribers", |s| s["connections"] == 2)
@@ -115,7 +89,7 @@ async fn without_a_channel_list_the_routing_key_is_the_channel() {
 async fn listed_channels_get_their_own_queue_bound_with_their_key() {
     let (url, exchange, producer) = producer().await;
     let instance = unique("gw");
-    let gw = gateway_on(
+    let gw = Gateway::start_amqp(
         &url,
         &exchange,
         &instance,
@@ -159,7 +133,8 @@ async fn listed_channels_get_their_own_queue_bound_with_their_key() {
 #[tokio::test]
 async fn unusable_deliveries_are_rejected_and_counted_without_stopping_the_consumer() {
     let (url, exchange, producer) = producer().await;
-    let gw = gateway_on(&url, &exchange, &unique("gw"), &["--max-event-size", "100"]).await;
+    let gw =
+        Gateway::start_amqp(&url, &exchange, &unique("gw"), &["--max-event-size", "100"]).await;
     let mut stream = gw.subscribe("channel=bad").await;
     gw.wait_for_stats("a subscriber", |s| s["connections"] == 1)
         .await;
@@ -203,8 +178,8 @@ async fn unusable_deliveries_are_rejected_and_counted_without_stopping_the_consu
 #[tokio::test]
 async fn an_http_publish_goes_through_the_broker_to_every_instance() {
     let (url, exchange, producer) = producer().await;
-    let first = gateway_on(&url, &exchange, &unique("gw-a"), &[]).await;
-    let second = gateway_on(&url, &exchange, &unique("gw-b"), &[]).await;
+    let first = Gateway::start_amqp(&url, &exchange, &unique("gw-a"), &[]).await;
+    let second = Gateway::start_amqp(&url, &exchange, &unique("gw-b"), &[]).await;
     let mut on_first = first.subscribe("channel=shared").await;
     let mut on_second = second.subscribe("channel=shared").await;
     first
@@ -240,8 +215,8 @@ async fn an_http_publish_goes_through_the_broker_to_every_instance() {
 #[tokio::test]
 async fn a_browser_resumes_on_another_instance_with_its_last_event_id() {
     let (url, exchange, producer) = producer().await;
-    let first = gateway_on(&url, &exchange, &unique("gw-a"), &[]).await;
-    let second = gateway_on(&url, &exchange, &unique("gw-b"), &[]).await;
+    let first = Gateway::start_amqp(&url, &exchange, &unique("gw-a"), &[]).await;
+    let second = Gateway::start_amqp(&url, &exchange, &unique("gw-b"), &[]).await;
     let mut stream = first.subscribe("channel=feed").await;
     first
         .wait_for_stats("a subscriber", |s| s["connections"] == 1)
@@ -277,7 +252,7 @@ async fn a_gateway_restarted_with_the_same_instance_id_receives_what_was_publish
 ) {
     let (url, exchange, producer) = producer().await;
     let instance = unique("gw");
-    let mut before = gateway_on(&url, &exchange, &instance, &[]).await;
+    let mut before = Gateway::start_amqp(&url, &exchange, &instance, &[]).await;
     before.terminate();
     assert!(before
         .wait_exit(std::time::Duration::from_secs(10))
@@ -289,7 +264,7 @@ async fn a_gateway_restarted_with_the_same_instance_id_receives_what_was_publish
             .publish("missed", Some(&id), None, b"while down")
             .await;
     }
-    let after = gateway_on(&url, &exchange, &instance, &[]).await;
+    let after = Gateway::start_amqp(&url, &exchange, &instance, &[]).await;
     after
         .wait_for_stats("the queued messages consumed", |s| {
             s["amqp"]["deliveries_consumed"] == 3

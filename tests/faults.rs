@@ -11,24 +11,6 @@ use common::broker::{shared_url, unique, Producer};
 use common::sse::{ids, SseStream};
 use common::Gateway;
 use sse_gateway::sse_parser::Item;
-use tokio::io::AsyncWriteExt;
-
-async fn amqp_gateway(url: &str, exchange: &str, instance: &str, extra: &[&str]) -> Gateway {
-    let mut args = vec![
-        "--amqp-url",
-        url,
-        "--exchange",
-        exchange,
-        "--instance-id",
-        instance,
-        "--queue-expires",
-        "60s",
-    ];
-    args.extend_from_slice(extra);
-    let gw = Gateway::start(&args).await;
-    gw.wait_ready().await;
-    gw
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_1000_subscribers_ends_each_stream_with_a_spread_retry_and_exits() {
@@ -75,20 +57,13 @@ async fn sigterm_requeues_in_flight_deliveries_and_acks_none_unsent() {
     let url = shared_url();
     let exchange = unique("sse-inflight");
     let instance = unique("gw");
-    let mut first = amqp_gateway(&url, &exchange, &instance, &["--prefetch", "50"]).await;
+    let mut first = Gateway::start_amqp(&url, &exchange, &instance, &["--prefetch", "50"]).await;
     let mut stream = first.subscribe("channel=inflight").await;
     first
         .wait_for_stats("a subscriber", |s| s["connections"] == 1)
         .await;
     let producer = Arc::new(Producer::connect(&url, &exchange).await);
-    let publishing = {
-        let producer = Arc::clone(&producer);
-        tokio::spawn(async move {
-            for id in ids(1, TOTAL) {
-                producer.publish("inflight", Some(&id), None, b"x").await;
-            }
-        })
-    };
+    let publishing = producer.publish_ids("inflight", TOTAL, Duration::ZERO);
     let mut received: BTreeSet<usize> = BTreeSet::new();
     while received.len() < 50 {
         received.insert(stream.next_event().await.last_event_id.parse().unwrap());
@@ -102,7 +77,7 @@ async fn sigterm_requeues_in_flight_deliveries_and_acks_none_unsent() {
     assert!(first.wait_exit(Duration::from_secs(10)).await.success());
     publishing.await.unwrap();
 
-    let second = amqp_gateway(&url, &exchange, &instance, &[]).await;
+    let second = Gateway::start_amqp(&url, &exchange, &instance, &[]).await;
     let missing = TOTAL - received.len();
     let consumed = second
         .wait_for_stats("the rest consumed", |s| {
@@ -122,11 +97,7 @@ async fn sigterm_requeues_in_flight_deliveries_and_acks_none_unsent() {
         (1..=TOTAL).collect::<BTreeSet<_>>(),
         "every message reached a subscriber"
     );
-    Arc::try_unwrap(producer)
-        .ok()
-        .unwrap()
-        .delete_exchange()
-        .await;
+    producer.delete_exchange().await;
 }
 
 /// An instance dies without warning; its subscriber reconnects to another instance with its
@@ -136,22 +107,14 @@ async fn when_an_instance_is_killed_its_subscribers_resume_on_another_missing_no
     const TOTAL: usize = 200;
     let url = shared_url();
     let exchange = unique("sse-kill");
-    let mut doomed = amqp_gateway(&url, &exchange, &unique("gw-a"), &[]).await;
-    let survivor = amqp_gateway(&url, &exchange, &unique("gw-b"), &[]).await;
+    let mut doomed = Gateway::start_amqp(&url, &exchange, &unique("gw-a"), &[]).await;
+    let survivor = Gateway::start_amqp(&url, &exchange, &unique("gw-b"), &[]).await;
     let mut stream = doomed.subscribe("channel=kill").await;
     doomed
         .wait_for_stats("a subscriber", |s| s["connections"] == 1)
         .await;
     let producer = Arc::new(Producer::connect(&url, &exchange).await);
-    let publishing = {
-        let producer = Arc::clone(&producer);
-        tokio::spawn(async move {
-            for id in ids(1, TOTAL) {
-                producer.publish("kill", Some(&id), None, b"x").await;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        })
-    };
+    let publishing = producer.publish_ids("kill", TOTAL, Duration::from_millis(2));
     let mut seen = Vec::new();
     while seen.len() < 50 {
         seen.push(stream.next_event().await.last_event_id);
@@ -180,11 +143,7 @@ async fn when_an_instance_is_killed_its_subscribers_resume_on_another_missing_no
         ids(last + 1, TOTAL)
     );
     publishing.await.unwrap();
-    Arc::try_unwrap(producer)
-        .ok()
-        .unwrap()
-        .delete_exchange()
-        .await;
+    producer.delete_exchange().await;
 }
 
 /// With 1000 subscribers of which 10 never read, the other 990 receive every event of a burst
@@ -195,15 +154,7 @@ async fn ten_stalled_readers_among_1000_are_dropped_and_the_rest_get_everything(
     let gw = Arc::new(Gateway::start(&["--subscriber-queue", "32", "--send-buffer", "8192"]).await);
     let mut stalled = Vec::new();
     for _ in 0..10 {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut stream = socket.connect(gw.addr).await.unwrap();
-        let request = format!(
-            "GET /events?channel=burst HTTP/1.1\r\nHost: {}\r\n\r\n",
-            gw.addr
-        );
-        stream.write_all(request.as_bytes()).await.unwrap();
-        stalled.push(stream);
+        stalled.push(common::stalled_reader(gw.addr, "channel=burst").await);
     }
     let mut readers = Vec::new();
     for _ in 0..990 {

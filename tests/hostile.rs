@@ -214,13 +214,7 @@ async fn silent_and_byte_at_a_time_clients_are_closed_after_the_request_timeout(
 #[tokio::test]
 async fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
     let gw = Gateway::start(&["--write-timeout", "1s", "--subscriber-queue", "1000000"]).await;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket.connect(gw.addr).await.unwrap();
-    stalled
-        .write_all(&get("/events?channel=stuck", ""))
-        .await
-        .unwrap();
+    let stalled = common::stalled_reader(gw.addr, "channel=stuck").await;
     let mut fast = gw.subscribe("channel=stuck").await;
     gw.wait_for_stats("two subscribers", |s| s["connections"] == 2)
         .await;
@@ -330,15 +324,7 @@ async fn secrets_never_reach_logs_stats_or_error_bodies() {
         .await
         .unwrap();
     let stats = gw.stats().await.to_string();
-    let metrics = gw
-        .http()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.text("/metrics").await;
     let deadline = std::time::Instant::now() + WAIT;
     while !gw.logs().contains("cannot reach RabbitMQ") {
         assert!(

@@ -6,7 +6,7 @@ mod common;
 use common::sse::ids;
 use common::{Gateway, WAIT};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 async fn get_status(gw: &Gateway, path: &str) -> (u16, Value, reqwest::header::HeaderMap) {
     let response = gw.http().get(gw.url(path)).send().await.unwrap();
@@ -96,15 +96,7 @@ async fn past_the_live_channel_limit_new_channels_get_503() {
 async fn a_stalled_reader_is_disconnected_while_a_fast_one_receives_everything() {
     const EVENTS: usize = 300;
     let gw = Gateway::start(&["--subscriber-queue", "16"]).await;
-    // A small, fixed receive buffer (no autotuning): the kernel cannot absorb the whole burst.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket.connect(gw.addr).await.unwrap();
-    let request = format!(
-        "GET /events?channel=slow HTTP/1.1\r\nHost: {}\r\n\r\n",
-        gw.addr
-    );
-    stalled.write_all(request.as_bytes()).await.unwrap();
+    let mut stalled = common::stalled_reader(gw.addr, "channel=slow").await;
     let mut fast = gw.subscribe("channel=slow").await;
     gw.wait_for_stats("two subscribers", |s| {
         s["channels"]["slow"]["subscribers"] == 2

@@ -301,8 +301,27 @@ impl Producer {
         assert!(confirm.is_ack(), "the broker confirmed the message");
     }
 
+    /// Publish_ids publishes the ids `1..=total` to `routing_key` in the background, `pause`
+    /// apart, as a steady producer would.
+    pub fn publish_ids(
+        self: &std::sync::Arc<Self>,
+        routing_key: &str,
+        total: usize,
+        pause: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let (producer, key) = (std::sync::Arc::clone(self), routing_key.to_string());
+        tokio::spawn(async move {
+            for id in 1..=total {
+                producer
+                    .publish(&key, Some(&id.to_string()), None, b"x")
+                    .await;
+                tokio::time::sleep(pause).await;
+            }
+        })
+    }
+
     /// Delete_exchange removes the test's exchange from a shared broker.
-    pub async fn delete_exchange(self) {
+    pub async fn delete_exchange(&self) {
         let _ = self
             .channel
             .exchange_delete(

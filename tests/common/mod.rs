@@ -82,6 +82,30 @@ impl Gateway {
         }
     }
 
+    /// Start_amqp runs a gateway consuming `exchange` on the broker at `url` as `instance`, and
+    /// waits until it is ready (connected and consuming).
+    pub async fn start_amqp(url: &str, exchange: &str, instance: &str, extra: &[&str]) -> Gateway {
+        let mut args = vec![
+            "--amqp-url",
+            url,
+            "--exchange",
+            exchange,
+            "--instance-id",
+            instance,
+        ];
+        args.extend_from_slice(&["--queue-expires", "60s"]);
+        args.extend_from_slice(extra);
+        let gw = Gateway::start(&args).await;
+        gw.wait_ready().await;
+        gw
+    }
+
+    /// Text returns the body of a GET as text.
+    pub async fn text(&self, path: &str) -> String {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     pub fn url(&self, path_and_query: &str) -> String {
         format!("http://{}{}", self.addr, path_and_query)
     }
@@ -229,6 +253,18 @@ impl Gateway {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Stalled_reader subscribes with `query` over a socket whose small, fixed receive buffer (no
+/// autotuning) cannot absorb a burst, and then never reads.
+pub async fn stalled_reader(addr: SocketAddr, query: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let request = format!("GET /events?{query} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
 }
 
 impl Drop for Gateway {
