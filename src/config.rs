@@ -68,6 +68,12 @@ pub struct Config {
     #[arg(long, env = "SSE_GATEWAY_BIND", default_value = DEFAULT_BIND)]
     pub bind: SocketAddr,
 
+    /// A second address to serve on, with a worker thread of its own, for publishers (and
+    /// scrapers): their requests are answered at once even while the main workers write to
+    /// many subscribers. Every route is served on both.
+    #[arg(long, env = "SSE_GATEWAY_PUBLISH_BIND")]
+    pub publish_bind: Option<SocketAddr>,
+
     /// Serve only these channels (repeatable, or comma-separated); any other name is 404. Without
     /// it, every valid channel name is served. `NAME=BINDING_KEY` sets the AMQP binding key.
     #[arg(long = "channel", env = "SSE_GATEWAY_CHANNELS", value_delimiter = ',')]
@@ -375,6 +381,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("bind", &self.bind)
+            .field("publish_bind", &self.publish_bind)
             .field("channels", &self.channels)
             .field("max_channels", &self.max_channels)
             .field("history_size", &self.history_size)

@@ -77,6 +77,16 @@ fn main() -> anyhow::Result<()> {
     if config.publish_key.is_none() {
         tracing::warn!("no --publish-key: only loopback clients may POST /publish");
     }
+    let publish_listener = match config.publish_bind {
+        Some(bind) => Some(TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?),
+        None => None,
+    };
+    if let Some(publish) = &publish_listener {
+        let publish = publish
+            .local_addr()
+            .context("reading the publish address")?;
+        tracing::info!("publish listener on http://{publish}");
+    }
     tracing::info!("listening on http://{addr}");
 
     let shutdown_timeout = config.shutdown_timeout;
@@ -87,7 +97,13 @@ fn main() -> anyhow::Result<()> {
         }
     };
     actix_web::rt::System::new()
-        .block_on(server::run(listener, state, settings, shutdown))
+        .block_on(server::run(
+            listener,
+            publish_listener,
+            state,
+            settings,
+            shutdown,
+        ))
         .context("serving HTTP")?;
     hub_runtime.shutdown_timeout(Duration::from_secs(5));
     tracing::info!("stopped");

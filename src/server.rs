@@ -62,17 +62,53 @@ impl Cors {
     }
 }
 
-/// Run serves `state` on `listener` until `shutdown` completes; then it ends every subscriber
-/// stream (each gets a final `retry:`), stops taking connections and returns once they closed.
+/// Run serves `state` on `listener` (and on `publish_listener`, when given, with a worker of its
+/// own) until `shutdown` completes; then it ends every subscriber stream (each gets a final
+/// `retry:`), stops taking connections and returns once they closed.
 pub async fn run(
     listener: TcpListener,
+    publish_listener: Option<TcpListener>,
     state: AppState,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> std::io::Result<()> {
     let hub = state.hub.clone();
     let data = web::Data::new(state);
-    let cors = settings.cors.clone();
+    let main = serve(&data, &settings, listener, settings.workers)?;
+    // Publishers get a worker of their own: on the main workers, a publish's answer would wait
+    // behind the writes to every subscriber that the publish itself woke.
+    let publish = match publish_listener {
+        Some(listener) => Some(serve(&data, &settings, listener, Some(1))?),
+        None => None,
+    };
+    let handles: Vec<_> = std::iter::once(main.handle())
+        .chain(publish.as_ref().map(|s| s.handle()))
+        .collect();
+    actix_web::rt::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing subscriber streams");
+        hub.close();
+        for handle in handles {
+            handle.stop(true).await;
+        }
+    });
+    match publish {
+        Some(publish) => {
+            let (main, publish) = futures_util::future::join(main, publish).await;
+            main.and(publish)
+        }
+        None => main.await,
+    }
+}
+
+/// Serve starts one HTTP server with every route on `listener`.
+fn serve(
+    data: &web::Data<AppState>,
+    settings: &ServerSettings,
+    listener: TcpListener,
+    workers: Option<usize>,
+) -> std::io::Result<actix_web::dev::Server> {
+    let (data, cors) = (data.clone(), settings.cors.clone());
     let (write_timeout, send_buffer) = (settings.write_timeout, settings.send_buffer);
     let mut server = HttpServer::new(move || {
         App::new()
@@ -88,18 +124,10 @@ pub async fn run(
     // A subscriber that closes its side has left: end its stream now, not at the next write.
     .h1_allow_half_closed(false)
     .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1));
-    if let Some(workers) = settings.workers {
+    if let Some(workers) = workers {
         server = server.workers(workers.max(1));
     }
-    let server = server.listen(listener)?.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(async move {
-        shutdown.await;
-        tracing::info!("shutting down: closing subscriber streams");
-        hub.close();
-        handle.stop(true).await;
-    });
-    server.await
+    Ok(server.listen(listener)?.run())
 }
 
 /// Tune_socket sets a new connection's write timeout and, when configured, its send buffer.

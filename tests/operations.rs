@@ -236,3 +236,24 @@ async fn events_pass_through_nginx_at_once_with_the_documented_configuration() {
         "Last-Event-ID passes through"
     );
 }
+
+#[tokio::test]
+async fn a_publish_listener_serves_publishers_on_a_worker_of_its_own() {
+    let gw = Gateway::start(&["--publish-bind", "127.0.0.1:0"]).await;
+    let publish_addr = gw
+        .publish_addr
+        .expect("the publish listener's address is logged");
+    assert_ne!(publish_addr, gw.addr);
+    let mut stream = gw.subscribe("channel=split").await;
+    gw.wait_for_stats("a subscriber", |s| s["connections"] == 1)
+        .await;
+    let response = gw
+        .http()
+        .post(format!("http://{publish_addr}/publish"))
+        .json(&json!({"channel": "split", "id": "p-1", "data": "via the publish listener"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    assert_eq!(stream.next_event().await.last_event_id, "p-1");
+}

@@ -19,6 +19,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// Gateway is a running `sse-gateway` process, killed when dropped.
 pub struct Gateway {
     pub addr: SocketAddr,
+    /// The publish listener's address, with `--publish-bind`.
+    pub publish_addr: Option<SocketAddr>,
     child: Child,
     logs: Arc<Mutex<String>>,
     http: reqwest::Client,
@@ -50,32 +52,50 @@ impl Gateway {
         let sink = Arc::clone(&logs);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let addr: String = line[at + "listening on http://".len()..]
-                        .chars()
-                        .take_while(|c| {
-                            c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']')
-                        })
-                        .collect();
-                    let _ = found.send(addr);
+                // The publish listener, when there is one, is logged first.
+                let markers = [
+                    ("publish", "publish listener on http://"),
+                    ("main", "listening on http://"),
+                ];
+                for (kind, marker) in markers {
+                    if let Some(at) = line.find(marker) {
+                        let addr: String = line[at + marker.len()..]
+                            .chars()
+                            .take_while(|c| {
+                                c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']')
+                            })
+                            .collect();
+                        let _ = found.send((kind, addr));
+                    }
                 }
                 let mut logs = sink.lock().unwrap();
                 logs.push_str(&line);
                 logs.push('\n');
             }
         });
-        let addr = tokio::task::spawn_blocking(move || listening.recv_timeout(WAIT))
-            .await
-            .unwrap()
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the gateway did not report its address; logs:\n{}",
-                    logs.lock().unwrap()
-                )
-            });
+        let (publish_addr, addr) = tokio::task::spawn_blocking(move || {
+            let mut publish = None;
+            loop {
+                match listening.recv_timeout(WAIT)? {
+                    ("publish", addr) => publish = addr.parse().ok(),
+                    (_, addr) => {
+                        return Ok::<_, std::sync::mpsc::RecvTimeoutError>((publish, addr))
+                    }
+                }
+            }
+        })
+        .await
+        .unwrap()
+        .unwrap_or_else(|_| {
+            panic!(
+                "the gateway did not report its address; logs:\n{}",
+                logs.lock().unwrap()
+            )
+        });
         let http = reqwest::Client::builder().timeout(WAIT).build().unwrap();
         Gateway {
             addr: addr.parse().expect("a socket address"),
+            publish_addr,
             child,
             logs,
             http,
