@@ -121,6 +121,7 @@
   /** Refused explains why the browser gave up on `url` and, when it may pass, reopens. */
   async function refused(url) {
     source = null;
+    const mine = subscription;
     let status = 0;
     let reason = "the gateway cannot be reached";
     const probe = new AbortController();
@@ -137,6 +138,7 @@
     } catch (err) {
       if (err.name !== "AbortError") reason = `not reachable (${err.message})`;
     }
+    if (subscription !== mine) return; // the person connected again, or disconnected, meanwhile
     if (status >= 400 && status < 500) {
       setState("closed", reason);
       ui.disconnect.disabled = true;
@@ -233,7 +235,7 @@
   /** UpdateLocation puts the subscription in the page's URL, so that a link reopens it. */
   function updateLocation() {
     const params = new URLSearchParams();
-    const channels = splitList(ui.channels.value);
+    const channels = subscription ? subscription.channels : splitList(ui.channels.value);
     if (channels.length) params.set("channel", channels.join(","));
     const types = [...wantedTypes()];
     if (types.length) params.set("types", types.join(","));
@@ -299,6 +301,7 @@
   });
   ui.disconnect.addEventListener("click", () => {
     close();
+    subscription = null;
     setState("idle");
   });
   ui.types.addEventListener("input", () => {
