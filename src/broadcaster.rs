@@ -189,6 +189,10 @@ impl Broadcaster {
         let subscribers = self.fan_out(&frame);
         self.counters.published.fetch_add(1, Ordering::Relaxed);
         self.hub.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.hub
+            .counters
+            .delivered
+            .fetch_add(subscribers as u64, Ordering::Relaxed);
         Delivery::Fanned { seq, subscribers }
     }
 

@@ -6,11 +6,17 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::Parser;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::amqp::{mask_url, AmqpSettings};
 use crate::channel::{ChannelName, ChannelNameError};
 use crate::hub::{self, HubSettings};
+use crate::metrics::DEFAULT_METRICS_TOP_CHANNELS;
+use crate::server::Cors;
 use crate::subscriber::BodySettings;
 
 /// The address served when none is given.
@@ -37,6 +43,10 @@ pub const DEFAULT_QUEUE_EXPIRES: &str = "1h";
 pub const DEFAULT_AMQP_RECONNECT_MIN: &str = "200ms";
 /// The longest reconnection delay.
 pub const DEFAULT_AMQP_RECONNECT_MAX: &str = "10s";
+/// How long a client may take to send its request head.
+pub const DEFAULT_REQUEST_TIMEOUT: &str = "5s";
+/// How long written data may stay unacknowledged before the connection is dropped.
+pub const DEFAULT_WRITE_TIMEOUT: &str = "30s";
 /// File descriptors kept for everything but subscriber connections when the connection limit is
 /// derived from the open-file limit.
 pub const FD_RESERVE: u64 = 256;
@@ -49,6 +59,11 @@ pub const FD_RESERVE: u64 = 256;
     about = "Fan RabbitMQ messages out to browsers over Server-Sent Events"
 )]
 pub struct Config {
+    /// TOML file with any of these options (`history-size = 500`, `channel = ["a", "b"]`);
+    /// flags and environment variables win over it.
+    #[arg(long, env = "SSE_GATEWAY_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Address and port to serve HTTP on.
     #[arg(long, env = "SSE_GATEWAY_BIND", default_value = DEFAULT_BIND)]
     pub bind: SocketAddr,
@@ -115,6 +130,37 @@ pub struct Config {
     #[arg(long, env = "SSE_GATEWAY_SHUTDOWN_TIMEOUT", default_value = DEFAULT_SHUTDOWN_TIMEOUT, value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// How long a client may take to send its request head (slow or silent clients are closed).
+    #[arg(long, env = "SSE_GATEWAY_REQUEST_TIMEOUT", default_value = DEFAULT_REQUEST_TIMEOUT, value_parser = at_least_one_second)]
+    pub request_timeout: Duration,
+
+    /// How long a connection may leave written data unacknowledged (a client that stopped
+    /// reading) before it is dropped.
+    #[arg(long, env = "SSE_GATEWAY_WRITE_TIMEOUT", default_value = DEFAULT_WRITE_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
+    /// Kernel send buffer of each connection, in bytes (bounds what a slow client holds in the
+    /// kernel). Default: the kernel's autotuning.
+    #[arg(long, env = "SSE_GATEWAY_SEND_BUFFER")]
+    pub send_buffer: Option<usize>,
+
+    /// Web origin allowed to call the API from a browser (repeatable, or comma-separated), with
+    /// credentials; `*` allows any origin without credentials. Without it, no CORS headers.
+    #[arg(
+        long = "cors-origin",
+        env = "SSE_GATEWAY_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<CorsOrigin>,
+
+    /// How many of the busiest channels get their own subscriber gauge in `/metrics`.
+    #[arg(long, env = "SSE_GATEWAY_METRICS_TOP_CHANNELS", default_value_t = DEFAULT_METRICS_TOP_CHANNELS)]
+    pub metrics_top_channels: usize,
+
+    /// Log format on stderr.
+    #[arg(long, env = "SSE_GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// RabbitMQ URL (`amqp://user:pass@host:5672/vhost` or `amqps://…`). Without it, the
     /// in-process hub only.
     #[arg(long, env = "SSE_GATEWAY_AMQP_URL", hide_env_values = true)]
@@ -159,7 +205,115 @@ pub struct Config {
     pub no_demo: bool,
 }
 
+/// ConfigError is why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A flag or environment variable is wrong (or help or the version was asked for).
+    #[error(transparent)]
+    Args(#[from] clap::Error),
+    /// The configuration file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML.
+    #[error("{path} is not valid TOML: {source}")]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// The configuration file has a key that is no option.
+    #[error("{path}: `{key}` is not an option (see --help)")]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+    /// A value in the configuration file is of the wrong kind.
+    #[error("{path}: `{key}` must be a string, a number, a boolean or an array of those")]
+    BadValue {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+}
+
 impl Config {
+    /// Load reads the configuration from the process's arguments, environment and `--config`
+    /// file, in that order of precedence, then the defaults.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(std::env::args_os())
+    }
+
+    /// Load_from is [`Config::load`] with explicit arguments. A file value becomes the flag it
+    /// names unless that option came from the command line or the environment, so every value
+    /// goes through the same parsing and checks.
+    pub fn load_from(
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+    ) -> Result<Self, ConfigError> {
+        let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let command = Self::command();
+        let matches = command.clone().try_get_matches_from(&args)?;
+        let Some(path) = matches.get_one::<PathBuf>("config").cloned() else {
+            return Ok(Self::from_arg_matches(&matches)?);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let table: toml::Table = text.parse().map_err(|source| ConfigError::Toml {
+            path: path.clone(),
+            source,
+        })?;
+        for (key, value) in table {
+            let unknown = || ConfigError::UnknownKey {
+                path: path.clone(),
+                key: key.clone(),
+            };
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(key.as_str()) && key != "config")
+                .ok_or_else(unknown)?;
+            let id = arg.get_id().as_str();
+            if matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            ) {
+                continue;
+            }
+            let bad = || ConfigError::BadValue {
+                path: path.clone(),
+                key: key.clone(),
+            };
+            let values = match value {
+                toml::Value::Boolean(true) => {
+                    args.push(format!("--{key}").into());
+                    continue;
+                }
+                toml::Value::Boolean(false) => continue,
+                toml::Value::Array(items) => items,
+                scalar => vec![scalar],
+            };
+            for value in values {
+                let text = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(n) => n.to_string(),
+                    toml::Value::Float(x) => x.to_string(),
+                    _ => return Err(bad()),
+                };
+                args.push(format!("--{key}={text}").into());
+            }
+        }
+        Ok(Self::try_parse_from(args)?)
+    }
+
     /// Hub_settings are the hub's limits; `open_files` is the process's open-file limit, from
     /// which the connection limit is derived when none is given.
     pub fn hub_settings(&self, open_files: u64) -> HubSettings {
@@ -198,6 +352,17 @@ impl Config {
             reconnect_min: self.amqp_reconnect_min,
             reconnect_max: self.amqp_reconnect_max.max(self.amqp_reconnect_min),
         })
+    }
+
+    /// Cors says which origins may call the API from a browser.
+    pub fn cors(&self) -> Cors {
+        if self.cors_origins.is_empty() {
+            Cors::Off
+        } else if self.cors_origins.iter().any(|o| o.0 == "*") {
+            Cors::AnyOrigin
+        } else {
+            Cors::Origins(self.cors_origins.iter().map(|o| o.0.clone()).collect())
+        }
     }
 
     /// Body_settings are the stream settings of subscriber responses.
@@ -254,6 +419,16 @@ impl fmt::Debug for Config {
     }
 }
 
+/// At_least_one_second parses a duration of one second or more: actix-web checks request
+/// deadlines against a clock it refreshes every 500 ms, so shorter ones fire at once.
+fn at_least_one_second(s: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if duration < Duration::from_secs(1) {
+        return Err("must be at least 1s".to_string());
+    }
+    Ok(duration)
+}
+
 /// Default_instance_id is the host name, reduced to the characters a queue name part may have.
 fn default_instance_id() -> String {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
@@ -273,6 +448,46 @@ fn default_instance_id() -> String {
     } else {
         id
     }
+}
+
+/// CorsOrigin is a web origin (`https://app.example.com`, scheme, host and optional port) or `*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorsOrigin(String);
+
+impl FromStr for CorsOrigin {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s == "*" {
+            return Ok(Self(s.to_string()));
+        }
+        let host = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+            .ok_or_else(|| {
+                format!("{s:?} is not an origin: it must start with https:// or http://")
+            })?;
+        let valid = !host.is_empty()
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
+        if !valid {
+            return Err(format!(
+                "{s:?} is not an origin: scheme, host and port only, no path"
+            ));
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+/// LogFormat is how log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// ChannelSpec is one `--channel NAME[=BINDING_KEY]` entry.
@@ -344,6 +559,120 @@ mod tests {
             ("eu", Some("orders.eu.#"))
         );
         assert!("bad name".parse::<ChannelSpec>().is_err());
+    }
+
+    fn write_config(text: &str) -> tempfile_path::TempPath {
+        tempfile_path::TempPath::with(text)
+    }
+
+    /// A small stand-in for a temporary file, removed when dropped.
+    mod tempfile_path {
+        pub(super) struct TempPath(pub(super) std::path::PathBuf);
+        impl TempPath {
+            pub(super) fn with(text: &str) -> Self {
+                let path = std::env::temp_dir()
+                    .join(format!("sse-gateway-test-{}.toml", fastrand::u64(..)));
+                std::fs::write(&path, text).unwrap();
+                Self(path)
+            }
+        }
+        impl Drop for TempPath {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn the_config_file_fills_in_what_flags_do_not_set() {
+        let file = write_config("history-size = 5\nchannel = [\"a\", \"b=k.#\"]\nheartbeat = \"2s\"\nexchange-passive = true\n");
+        let path = file.0.to_str().unwrap();
+        let config =
+            Config::load_from(["sse-gateway", "--config", path, "--history-size", "7"]).unwrap();
+        assert_eq!(config.history_size, 7, "a flag wins over the file");
+        assert_eq!(config.heartbeat, Duration::from_secs(2));
+        assert!(config.exchange_passive);
+        let names: Vec<_> = config.channels.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            config.max_channels,
+            hub::DEFAULT_MAX_CHANNELS,
+            "defaults stay for the rest"
+        );
+    }
+
+    #[test]
+    fn the_config_file_refuses_unknown_keys_and_bad_values() {
+        let file = write_config("histroy-size = 5\n");
+        let err =
+            Config::load_from(["sse-gateway", "--config", file.0.to_str().unwrap()]).unwrap_err();
+        assert!(err.to_string().contains("histroy-size"), "{err}");
+        let file = write_config("history-size = \"many\"\n");
+        assert!(Config::load_from(["sse-gateway", "--config", file.0.to_str().unwrap()]).is_err());
+        let file = write_config("history-size = {a = 1}\n");
+        assert!(Config::load_from(["sse-gateway", "--config", file.0.to_str().unwrap()]).is_err());
+    }
+
+    /// The README's configuration table lists every option with its environment variable and
+    /// default, and nothing else, so it cannot drift from the code.
+    #[test]
+    fn the_readme_table_matches_the_options() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `--")).collect();
+        let command = Config::command();
+        let options: Vec<_> = command
+            .get_arguments()
+            .filter(|a| a.get_long().is_some())
+            .collect();
+        for arg in &options {
+            let long = arg.get_long().unwrap();
+            let row = rows
+                .iter()
+                .find(|r| r.starts_with(&format!("| `--{long}` |")))
+                .unwrap_or_else(|| panic!("README has no row for --{long}"));
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let env = arg
+                .get_env()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap();
+            assert_eq!(
+                cells[1],
+                format!("`{env}`"),
+                "environment variable of --{long}"
+            );
+            for default in arg.get_default_values() {
+                let default = default.to_string_lossy();
+                assert!(
+                    cells[2].contains(&format!("`{default}`")),
+                    "README default of --{long} is not `{default}`"
+                );
+            }
+        }
+        for row in rows {
+            let long = row.trim_start_matches("| `--").split('`').next().unwrap();
+            assert!(
+                options.iter().any(|a| a.get_long() == Some(long)),
+                "README lists --{long}, which is no option"
+            );
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_origins_or_a_wildcard() {
+        assert!("https://app.example.com".parse::<CorsOrigin>().is_ok());
+        assert!("http://localhost:3000".parse::<CorsOrigin>().is_ok());
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://a.example/path",
+            "https://",
+        ] {
+            assert!(bad.parse::<CorsOrigin>().is_err(), "{bad}");
+        }
+        let config = Config::parse_from(["sse-gateway", "--cors-origin", "https://a.example,*"]);
+        assert_eq!(config.cors(), Cors::AnyOrigin);
+        assert_eq!(Config::parse_from(["sse-gateway"]).cors(), Cors::Off);
     }
 
     #[test]

@@ -116,6 +116,10 @@ pub struct Published {
 pub struct HubCounters {
     /// Events added to a history and fanned out.
     pub published: AtomicU64,
+    /// Events handed to subscribers: one per event per subscriber.
+    pub delivered: AtomicU64,
+    /// Bytes handed to subscriber connections.
+    pub bytes_written: AtomicU64,
     /// Events dropped because their id was still retained (redeliveries).
     pub duplicates: AtomicU64,
     /// Subscribers disconnected for falling behind.
@@ -169,6 +173,14 @@ pub struct Hub {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("settings", &self.shared.settings)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Hub {
     /// New makes a hub whose broadcasters run on `runtime`.
     pub fn new(settings: HubSettings, runtime: Handle) -> Self {
@@ -185,6 +197,11 @@ impl Hub {
         Self {
             shared: Arc::new(shared),
         }
+    }
+
+    /// Shared_counters are the running totals, for the subscriber bodies that add to them.
+    pub(crate) fn shared_counters(subscription: &Subscription) -> &HubCounters {
+        &subscription.shared.counters
     }
 
     /// Settings are the limits the hub was made with.

@@ -26,6 +26,7 @@ pub mod event;
 pub mod history;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod server;
 pub mod sse_parser;
 pub mod subscriber;

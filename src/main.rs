@@ -3,26 +3,28 @@
 
 use std::io::IsTerminal;
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
 use sse_gateway::amqp::Amqp;
-use sse_gateway::config::Config;
+use sse_gateway::config::{Config, ConfigError, LogFormat};
 use sse_gateway::http::{AppState, PublishSettings};
 use sse_gateway::hub::Hub;
+use sse_gateway::metrics::Metrics;
 use sse_gateway::server::{self, ServerSettings};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(ConfigError::Args(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("sse-gateway: {e}");
+            std::process::exit(2);
+        }
+    };
+    init_logs(config.log_format);
 
     let open_files =
         rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
@@ -40,9 +42,14 @@ fn main() -> anyhow::Result<()> {
         .amqp_settings()
         .map(|settings| Amqp::start(settings, hub.clone(), hub_runtime.handle()));
     let state = AppState {
-        hub,
+        hub: hub.clone(),
         broker: amqp.as_ref().map(Amqp::publisher),
         amqp: amqp.as_ref().map(Amqp::status),
+        metrics: Arc::new(Metrics::new(
+            hub.clone(),
+            amqp.as_ref().map(Amqp::status),
+            config.metrics_top_channels,
+        )),
         body: config.body_settings(),
         publish: PublishSettings {
             key: config.publish_key.clone(),
@@ -53,6 +60,10 @@ fn main() -> anyhow::Result<()> {
     let settings = ServerSettings {
         workers: config.workers,
         shutdown_timeout: config.shutdown_timeout,
+        request_timeout: config.request_timeout,
+        write_timeout: config.write_timeout,
+        send_buffer: config.send_buffer,
+        cors: config.cors(),
     };
 
     let listener =
@@ -82,6 +93,22 @@ fn main() -> anyhow::Result<()> {
     hub_runtime.shutdown_timeout(Duration::from_secs(5));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Init_logs writes logs to stderr, as text or JSON lines, filtered by `RUST_LOG` (default: info).
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 /// Shutdown_signal completes on SIGINT or SIGTERM.

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -19,7 +20,7 @@ use parking_lot::Mutex;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::history::Frame;
-use crate::hub::Subscription;
+use crate::hub::{Hub, Subscription};
 
 /// Why an outbox was closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,6 +213,22 @@ impl Stream for SseBody {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        let polled = this.poll_chunk(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &polled {
+            let counters = Hub::shared_counters(&this.subscription);
+            counters
+                .bytes_written
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl SseBody {
+    /// Poll_chunk yields the next chunk to write: the opening, pending frames, the farewell
+    /// `retry:`, or a heartbeat.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
+        let this = self;
         if this.finished {
             return Poll::Ready(None);
         }

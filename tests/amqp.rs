@@ -74,6 +74,23 @@ async fn a_message_with_message_id_and_type_arrives_with_those_as_id_and_event()
         plain.had_id && plain.last_event_id != "order-1",
         "an id is assigned when message_id is absent"
     );
+    let metrics = gw
+        .http()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("sse_gateway_amqp_connected 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sse_gateway_events_received_total{source=\"amqp\"} 2"),
+        "{metrics}"
+    );
     producer.delete_exchange().await;
 }
 

@@ -3,12 +3,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::sse::ids;
 use common::{Gateway, WAIT};
 use serde_json::Value;
-use sse_gateway::sse_parser::Item;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn get_status(gw: &Gateway, path: &str) -> (u16, Value, reqwest::header::HeaderMap) {
@@ -142,33 +139,4 @@ async fn a_stalled_reader_is_disconnected_while_a_fast_one_receives_everything()
         sink.len() < EVENTS * payload.len(),
         "the stalled reader did not get everything"
     );
-}
-
-#[tokio::test]
-async fn sigterm_ends_every_stream_with_a_randomized_retry_and_the_process_exits() {
-    let mut gw = Gateway::start(&["--retry", "1s", "--shutdown-retry-spread", "4s"]).await;
-    let mut streams = Vec::new();
-    for _ in 0..20 {
-        streams.push(gw.subscribe("channel=bye").await);
-    }
-    gw.wait_for_stats("20 subscribers", |s| s["connections"] == 20)
-        .await;
-    gw.terminate();
-    let mut delays = std::collections::BTreeSet::new();
-    for stream in &mut streams {
-        let rest = stream.rest().await;
-        let last_retry = rest.iter().rev().find_map(|item| match item {
-            Item::Retry(ms) => Some(*ms),
-            _ => None,
-        });
-        let delay = last_retry.expect("a final retry: before the stream ends");
-        assert!(
-            (1000..=5000).contains(&delay),
-            "retry {delay} ms outside 1 s + [0, 4 s]"
-        );
-        delays.insert(delay);
-    }
-    assert!(delays.len() > 1, "the final retry delays are spread out");
-    let status = gw.wait_exit(Duration::from_secs(10)).await;
-    assert!(status.success(), "exit status {status}");
 }

@@ -8,6 +8,7 @@ mod error;
 pub mod events;
 mod observe;
 pub mod publish;
+mod request_log;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -16,9 +17,12 @@ use actix_web::{web, HttpResponse};
 
 use crate::amqp::{AmqpPublisher, AmqpStatus};
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::subscriber::BodySettings;
 pub use error::json_error;
 pub use publish::PublishSettings;
+pub(crate) use request_log::log_requests;
+pub use request_log::REQUEST_ID;
 
 /// AppState is what every handler shares.
 #[derive(Clone)]
@@ -34,6 +38,8 @@ pub struct AppState {
     pub broker: Option<AmqpPublisher>,
     /// With RabbitMQ on: the consumer's state, for readiness and stats.
     pub amqp: Option<Arc<AmqpStatus>>,
+    /// The Prometheus metrics.
+    pub metrics: Arc<Metrics>,
     /// Whether `GET /` serves the demo page (`--no-demo` turns it off).
     pub demo: bool,
 }
@@ -50,6 +56,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/stats").route(web::get().to(observe::stats)))
     .service(resource("/healthz").route(web::get().to(observe::healthz)))
     .service(resource("/readyz").route(web::get().to(observe::readyz)))
+    .service(resource("/metrics").route(web::get().to(observe::metrics)))
     .default_service(web::to(|| async { not_found() }));
 }
 

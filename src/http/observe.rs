@@ -32,3 +32,16 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
     HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
 }
+
+/// Metrics answers with every metric in the OpenMetrics text format, for Prometheus.
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match state.metrics.render() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(text),
+        Err(_) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics could not be encoded",
+        ),
+    }
+}

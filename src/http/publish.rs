@@ -179,6 +179,7 @@ pub(crate) async fn publish(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PublishError> {
+    let started = std::time::Instant::now();
     let settings = &state.publish;
     let body = read_body(&req, payload, settings.max_body).await?;
     let media_type = req
@@ -207,6 +208,9 @@ pub(crate) async fn publish(
             state.hub.publish(event).await?;
         }
     }
+    state
+        .metrics
+        .observe_publish(started.elapsed().as_secs_f64());
     Ok(HttpResponse::Accepted().json(answer))
 }
 
@@ -277,8 +281,10 @@ mod tests {
 
     #[actix_web::test]
     async fn without_a_key_only_clients_on_this_host_may_publish() {
+        let hub = Hub::new(HubSettings::default(), tokio::runtime::Handle::current());
         let state = AppState {
-            hub: Hub::new(HubSettings::default(), tokio::runtime::Handle::current()),
+            metrics: std::sync::Arc::new(crate::metrics::Metrics::new(hub.clone(), None, 0)),
+            hub,
             body: BodySettings {
                 retry: Duration::from_secs(1),
                 heartbeat: Duration::from_secs(15),

@@ -54,7 +54,12 @@ impl Gateway {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(at) = line.find("listening on http://") {
-                    let addr = line[at + "listening on http://".len()..].trim().to_string();
+                    let addr: String = line[at + "listening on http://".len()..]
+                        .chars()
+                        .take_while(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']')
+                        })
+                        .collect();
                     let _ = found.send(addr);
                 }
                 let mut logs = sink.lock().unwrap();
@@ -193,6 +198,24 @@ impl Gateway {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Pid is the gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Rss_kib is the gateway's resident memory, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Kill ends the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        let _ = self.child.wait();
     }
 
     /// Wait_exit waits for the process to exit, failing after `timeout`.
