@@ -205,6 +205,10 @@ pub struct Config {
     /// Longest delay between reconnection attempts (they go on forever).
     #[arg(long, env = "SSE_GATEWAY_AMQP_RECONNECT_MAX", default_value = DEFAULT_AMQP_RECONNECT_MAX, value_parser = humantime::parse_duration)]
     pub amqp_reconnect_max: Duration,
+
+    /// Do not serve the demo page at `/` (it is then the JSON 404 of any unknown path).
+    #[arg(long, env = "SSE_GATEWAY_NO_DEMO")]
+    pub no_demo: bool,
 }
 
 /// ConfigError is why the configuration could not be read.
@@ -417,6 +421,7 @@ impl fmt::Debug for Config {
                 &humantime::format_duration(self.queue_expires).to_string(),
             )
             .field("max_event_size", &self.max_event_size)
+            .field("no_demo", &self.no_demo)
             .finish_non_exhaustive()
     }
 }

@@ -55,6 +55,7 @@ fn main() -> anyhow::Result<()> {
             key: config.publish_key.clone(),
             max_body: config.max_body,
         },
+        demo: !config.no_demo,
     };
     let settings = ServerSettings {
         workers: config.workers,

@@ -3,6 +3,7 @@
 //! Each handler decodes and checks its input at the edge, calls the hub, and maps the hub's
 //! answer to a status code; every error is a JSON body `{"error": "..."}` that names the problem.
 
+mod demo;
 mod error;
 pub mod events;
 mod observe;
@@ -39,19 +40,29 @@ pub struct AppState {
     pub amqp: Option<Arc<AmqpStatus>>,
     /// The Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Whether `GET /` serves the demo page (`--no-demo` turns it off).
+    pub demo: bool,
 }
 
 /// Routes registers the gateway's endpoints.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/events").route(web::get().to(events::subscribe)))
-        .service(resource("/publish").route(web::post().to(publish::publish)))
-        .service(resource("/stats").route(web::get().to(observe::stats)))
-        .service(resource("/healthz").route(web::get().to(observe::healthz)))
-        .service(resource("/readyz").route(web::get().to(observe::readyz)))
-        .service(resource("/metrics").route(web::get().to(observe::metrics)))
-        .default_service(web::to(|| async {
-            json_error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint")
-        }));
+    cfg.service(
+        resource("/")
+            .route(web::get().to(demo::page))
+            .route(web::head().to(demo::page)),
+    )
+    .service(resource("/events").route(web::get().to(events::subscribe)))
+    .service(resource("/publish").route(web::post().to(publish::publish)))
+    .service(resource("/stats").route(web::get().to(observe::stats)))
+    .service(resource("/healthz").route(web::get().to(observe::healthz)))
+    .service(resource("/readyz").route(web::get().to(observe::readyz)))
+    .service(resource("/metrics").route(web::get().to(observe::metrics)))
+    .default_service(web::to(|| async { not_found() }));
+}
+
+/// Not_found is the answer to a path the gateway does not serve.
+fn not_found() -> HttpResponse {
+    json_error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint")
 }
 
 fn resource(path: &str) -> actix_web::Resource {

@@ -296,6 +296,7 @@ mod tests {
             },
             broker: None,
             amqp: None,
+            demo: false,
         };
         let app = init_service(App::new().app_data(web::Data::new(state)).configure(routes)).await;
         let publish_from = |peer: &str| {

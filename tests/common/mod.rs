@@ -27,7 +27,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Start runs the binary with `args` on 127.0.0.1:0 and waits until it listens.
+    /// Start runs the binary with `args` on 127.0.0.1:0 (unless `args` has a `--bind`) and waits
+    /// until it listens.
     pub async fn start(args: &[&str]) -> Gateway {
         Self::start_with_env(args, &[]).await
     }
@@ -35,8 +36,10 @@ impl Gateway {
     /// Start_with_env is [`Gateway::start`] with extra environment variables.
     pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sse-gateway"));
+        if !args.contains(&"--bind") {
+            command.args(["--bind", "127.0.0.1:0"]);
+        }
         command
-            .args(["--bind", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", "sse_gateway=debug,info")
             .stdin(Stdio::null())
