@@ -151,7 +151,17 @@ async fn when_an_instance_is_killed_its_subscribers_resume_on_another_missing_no
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_stalled_readers_among_1000_are_dropped_and_the_rest_get_everything() {
     const EVENTS: usize = 300;
-    let gw = Arc::new(Gateway::start(&["--subscriber-queue", "32", "--send-buffer", "8192"]).await);
+    let gw = Arc::new(
+        Gateway::start(&[
+            "--subscriber-queue",
+            "32",
+            "--send-buffer",
+            "8192",
+            "--write-timeout",
+            "10m",
+        ])
+        .await,
+    );
     let mut stalled = Vec::new();
     for _ in 0..10 {
         stalled.push(common::stalled_reader(gw.addr, "channel=burst").await);

@@ -95,7 +95,7 @@ async fn past_the_live_channel_limit_new_channels_get_503() {
 #[tokio::test]
 async fn a_stalled_reader_is_disconnected_while_a_fast_one_receives_everything() {
     const EVENTS: usize = 300;
-    let gw = Gateway::start(&["--subscriber-queue", "16"]).await;
+    let gw = Gateway::start(&["--subscriber-queue", "16", "--write-timeout", "10m"]).await;
     let mut stalled = common::stalled_reader(gw.addr, "channel=slow").await;
     let mut fast = gw.subscribe("channel=slow").await;
     gw.wait_for_stats("two subscribers", |s| {
