@@ -9,5 +9,5 @@ export SOAK_CHANNELS="${SOAK_CHANNELS:-16}"
 export SOAK_RATE="${SOAK_RATE:-500}"
 export SOAK_SECONDS="${SOAK_SECONDS:-60}"
 export SOAK_DROP_PERCENT="${SOAK_DROP_PERCENT:-1}"
-export SOAK_ROUNDS="${SOAK_ROUNDS:-3}"
+export SOAK_ROUNDS="${SOAK_ROUNDS:-4}"
 cargo test --release --test soak -- --nocapture 2>&1 | grep -E '^soak:|panicked|test result'
