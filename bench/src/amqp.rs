@@ -189,8 +189,7 @@ impl Consumer {
             };
             match delivery {
                 Some(Ok(delivery)) => {
-                    let data = String::from_utf8_lossy(&delivery.data);
-                    if tally.record(&data, now_ns()) {
+                    if tally.record(&delivery.data, now_ns()) {
                         progress.subscriber_complete();
                     }
                 }

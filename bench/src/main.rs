@@ -7,7 +7,7 @@
 //! Every loop is bounded in count and time, and it only talks to loopback addresses.
 //!
 //! The modules, in the order a run uses them: [`cli`] (options), [`subscriber`] (an SSE
-//! connection: [`chunked`] decoding, then the gateway's spec-following SSE parser), [`tally`]
+//! connection: [`chunked`] decoding, then the [`sse`] parser), [`tally`]
 //! (what each subscriber saw, from the [`payload`] stamp in each event), [`publish`] and
 //! [`amqp`] (the publishers), [`procfs`] (CPU and memory), [`run`] and [`report`].
 #![deny(unsafe_code)]
@@ -23,6 +23,7 @@ mod progress;
 mod publish;
 mod report;
 mod run;
+mod sse;
 mod subscriber;
 mod tally;
 mod target;

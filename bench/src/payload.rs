@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp<'a> {
     /// The channel the event was published to.
-    pub channel: &'a str,
+    pub channel: &'a [u8],
     /// Its sequence number within that channel, from 0.
     pub seq: u64,
     /// When the publisher sent it, in nanoseconds since the Unix epoch.
@@ -27,15 +27,26 @@ pub fn encode(channel: &str, seq: u64, sent_ns: u64, size: usize) -> String {
 }
 
 /// Decode reads a stamp back; it returns `None` for data this tool did not write.
-pub fn decode(data: &str) -> Option<Stamp<'_>> {
-    let mut fields = data.splitn(4, ' ');
+pub fn decode(data: &[u8]) -> Option<Stamp<'_>> {
+    let mut fields = data.splitn(4, |&b| b == b' ');
     let channel = fields.next()?;
-    let seq = fields.next()?.parse().ok()?;
-    let sent_ns = fields.next()?.parse().ok()?;
+    let seq = parse_u64(fields.next()?)?;
+    let sent_ns = parse_u64(fields.next()?)?;
     Some(Stamp {
         channel,
         seq,
         sent_ns,
+    })
+}
+
+/// Parse_u64 reads a decimal number with no sign or spaces.
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
     })
 }
 
@@ -56,9 +67,9 @@ mod tests {
         let data = encode("cats", 41, 1_700_000_000_123_456_789, 100);
         assert_eq!(data.len(), 100);
         assert_eq!(
-            decode(&data),
+            decode(data.as_bytes()),
             Some(Stamp {
-                channel: "cats",
+                channel: b"cats",
                 seq: 41,
                 sent_ns: 1_700_000_000_123_456_789
             })
@@ -68,9 +79,11 @@ mod tests {
     #[test]
     fn short_sizes_are_not_truncated_and_foreign_data_is_refused() {
         let data = encode("c", 1, 2, 0);
-        assert_eq!(decode(&data).map(|s| s.seq), Some(1));
-        assert_eq!(decode("hello world"), None);
-        assert_eq!(decode(""), None);
-        assert_eq!(decode("c 1"), None);
+        assert_eq!(decode(data.as_bytes()).map(|s| s.seq), Some(1));
+        assert_eq!(decode(b"hello world"), None);
+        assert_eq!(decode(b""), None);
+        assert_eq!(decode(b"c 1"), None);
+        assert_eq!(decode(b"c -1 2"), None);
+        assert_eq!(decode(b"c 1 99999999999999999999 x"), None);
     }
 }

@@ -17,6 +17,26 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
         .with_context(|| format!("parsing {path}"))
 }
 
+/// Runnable_wait is how long the process's threads have been ready to run but waiting for a CPU
+/// (the second field of `/proc/PID/task/TID/schedstat`, summed): time taken by other processes on
+/// the same core, which a benchmark pinned with `taskset` should not see.
+pub fn runnable_wait(pid: u32) -> anyhow::Result<Duration> {
+    let dir = format!("/proc/{pid}/task");
+    let mut total = 0u64;
+    for task in std::fs::read_dir(&dir).with_context(|| format!("listing {dir}"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may end between the listing and the read: it no longer waits.
+        if let Ok(schedstat) = std::fs::read_to_string(&path) {
+            total += parse_wait_ns(&schedstat).unwrap_or(0);
+        }
+    }
+    Ok(Duration::from_nanos(total))
+}
+
+fn parse_wait_ns(schedstat: &str) -> Option<u64> {
+    schedstat.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Rss_kib is a process's resident set size in KiB.
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/status");
@@ -57,5 +77,10 @@ mod tests {
         );
         assert!(rss_kib(std::process::id()).unwrap() > 0);
         assert!(cpu_time(std::process::id()).is_ok());
+        assert!(runnable_wait(std::process::id()).is_ok());
+        assert_eq!(
+            parse_wait_ns("8056075509 3900575066 18923\n"),
+            Some(3900575066)
+        );
     }
 }

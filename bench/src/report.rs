@@ -115,6 +115,11 @@ pub struct CpuUse {
     pub server: Option<f64>,
     /// This tool.
     pub client: Option<f64>,
+    /// Time the server's threads were ready to run but waited for a CPU (summed over threads):
+    /// high values mean another process shared the server's core and the figures are suspect.
+    pub server_waiting: Option<f64>,
+    /// The same for this tool's threads.
+    pub client_waiting: Option<f64>,
     /// The window's length in seconds: from just before the first publish to the end of the
     /// drain (or the hold, when nothing is published).
     pub window_s: f64,

@@ -172,34 +172,59 @@ async fn collect(mut subscribers: JoinSet<Outcome>) -> Vec<Outcome> {
 /// CpuWindow measures both processes' CPU time between two moments.
 struct CpuWindow {
     began: Instant,
-    server: Option<(u32, Duration)>,
-    client: Duration,
+    server: Option<(u32, Sample)>,
+    client: Sample,
+}
+
+/// Sample is a process's CPU time used and time spent runnable but waiting, at one moment.
+#[derive(Clone, Copy)]
+struct Sample {
+    used: Duration,
+    waited: Duration,
+}
+
+impl Sample {
+    fn take(pid: u32) -> anyhow::Result<Self> {
+        Ok(Self {
+            used: procfs::cpu_time(pid)?,
+            waited: procfs::runnable_wait(pid)?,
+        })
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            used: self.used.saturating_sub(before.used),
+            waited: self.waited.saturating_sub(before.waited),
+        }
+    }
 }
 
 impl CpuWindow {
     fn start(server_pid: Option<u32>) -> anyhow::Result<Self> {
         let server = match server_pid {
-            Some(pid) => Some((pid, procfs::cpu_time(pid)?)),
+            Some(pid) => Some((pid, Sample::take(pid)?)),
             None => None,
         };
         Ok(Self {
             began: Instant::now(),
             server,
-            client: procfs::cpu_time(std::process::id())?,
+            client: Sample::take(std::process::id())?,
         })
     }
 
     fn finish(self) -> anyhow::Result<CpuUse> {
         let wall = self.began.elapsed().as_secs_f64();
-        let pct = |used: Duration| round2(used.as_secs_f64() / wall.max(1e-9) * 100.0);
+        let pct = |d: Duration| round2(d.as_secs_f64() / wall.max(1e-9) * 100.0);
         let server = match self.server {
-            Some((pid, before)) => Some(pct(procfs::cpu_time(pid)?.saturating_sub(before))),
+            Some((pid, before)) => Some(Sample::take(pid)?.since(before)),
             None => None,
         };
-        let client = procfs::cpu_time(std::process::id())?.saturating_sub(self.client);
+        let client = Sample::take(std::process::id())?.since(self.client);
         Ok(CpuUse {
-            server,
-            client: Some(pct(client)),
+            server: server.map(|s| pct(s.used)),
+            client: Some(pct(client.used)),
+            server_waiting: server.map(|s| pct(s.waited)),
+            client_waiting: Some(pct(client.waited)),
             window_s: round2(wall),
         })
     }

@@ -1,12 +1,11 @@
 //! One SSE subscriber: connect from a chosen loopback source address, send `GET /events`, check
 //! the response head, then read the stream until told to stop, parsing it as a browser would
-//! (chunked transfer decoding, then [`SseParser`]) and tallying every event.
+//! (chunked transfer decoding, then [`EventParser`]) and tallying every event.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use sse_gateway::sse_parser::{Item, SseParser};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
@@ -14,6 +13,7 @@ use tokio::sync::watch;
 use crate::chunked::ChunkedDecoder;
 use crate::payload::now_ns;
 use crate::progress::Progress;
+use crate::sse::EventParser;
 use crate::tally::Tally;
 
 /// The largest response head accepted.
@@ -148,8 +148,7 @@ pub async fn listen(
 ) -> Outcome {
     let mut stream = Stream {
         decoder: conn.decoder,
-        parser: SseParser::new(),
-        items: Vec::new(),
+        parser: EventParser::default(),
         tally,
         progress,
     };
@@ -204,8 +203,7 @@ async fn read_until_stopped(
 /// Stream is the decoding state of one subscriber's response body.
 struct Stream {
     decoder: Option<ChunkedDecoder>,
-    parser: SseParser,
-    items: Vec<Item>,
+    parser: EventParser,
     tally: Tally,
     progress: Arc<Progress>,
 }
@@ -213,17 +211,15 @@ struct Stream {
 impl Stream {
     /// Absorb decodes bytes read at `now` and tallies the events they complete.
     fn absorb(&mut self, bytes: &[u8], now: u64) -> anyhow::Result<()> {
-        let (parser, items) = (&mut self.parser, &mut self.items);
-        match &mut self.decoder {
-            Some(decoder) => decoder.feed(bytes, |body| parser.feed(body, items))?,
-            None => parser.feed(bytes, items),
-        }
-        for item in self.items.drain(..) {
-            if let Item::Event(event) = item {
-                if self.tally.record(&event.data, now) {
-                    self.progress.subscriber_complete();
-                }
+        let (parser, tally, progress) = (&mut self.parser, &mut self.tally, &self.progress);
+        let mut on_event = |data: &[u8]| {
+            if tally.record(data, now) {
+                progress.subscriber_complete();
             }
+        };
+        match &mut self.decoder {
+            Some(decoder) => decoder.feed(bytes, |body| parser.feed(body, &mut on_event))?,
+            None => parser.feed(bytes, on_event),
         }
         Ok(())
     }
