@@ -1,5 +1,7 @@
 //! The one JSON result a run prints.
 
+use std::collections::BTreeMap;
+
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -21,6 +23,8 @@ pub struct Report {
     pub events: Events,
     /// Delivery latency (publish sent to event parsed by a subscriber).
     pub latency_ms: Option<Percentiles>,
+    /// The same per published channel.
+    pub latency_by_channel_ms: BTreeMap<String, Percentiles>,
     /// Publish request latency (sent to accepted).
     pub publish_latency_ms: Option<Percentiles>,
     /// From the first publish sent to the last publish answered, in seconds.

@@ -245,7 +245,7 @@ fn build_report(
     let mut errors: Vec<String> = Vec::new();
     let (mut made, mut closed_early) = (0, 0);
     for outcome in &outcomes {
-        totals.add(&outcome.tally);
+        totals.add(&outcome.tally)?;
         made += usize::from(outcome.connected);
         closed_early += usize::from(outcome.closed_early);
         if let Some(e) = &outcome.error {
@@ -284,6 +284,11 @@ fn build_report(
             unexpected: totals.unexpected,
         },
         latency_ms: Percentiles::of(&totals.latency),
+        latency_by_channel_ms: totals
+            .latency_by_channel
+            .iter()
+            .filter_map(|(channel, h)| Some((channel.clone(), Percentiles::of(h)?)))
+            .collect(),
         publish_latency_ms: published.as_ref().and_then(|p| Percentiles::of(&p.latency)),
         publish_window_s: round3(publish_window_s),
         delivery_window_s: round3(delivery_window_s),

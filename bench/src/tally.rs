@@ -1,10 +1,12 @@
 //! What each subscriber received, and the totals over all of them.
 //!
-//! Each subscriber keeps its own [`Tally`] (no sharing, no atomics on the hot path): a bitmap of
-//! the sequence numbers seen per channel, to count missing and repeated events, and a latency
+//! Each subscriber keeps its own [`Tally`] (no sharing, no atomics on the hot path): per channel,
+//! a bitmap of the sequence numbers seen, to count missing and repeated events, and a latency
 //! histogram, made on the first event only so that idle subscribers cost nothing. The tallies
 //! are merged into [`Totals`] when the run ends.
 
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hdrhistogram::Histogram;
@@ -39,7 +41,6 @@ pub struct Expectation {
 pub struct Tally {
     channels: Vec<Seen>,
     template: Arc<Histogram<u32>>,
-    latency: Option<Histogram<u32>>,
     expected: u64,
     received: u64,
     duplicated: u64,
@@ -56,12 +57,12 @@ impl Tally {
                 channel: e.channel.clone(),
                 events: e.events,
                 bits: vec![0; usize::try_from(e.events.div_ceil(64)).unwrap_or(0)],
+                latency: None,
             })
             .collect();
         Self {
             channels,
             template,
-            latency: None,
             expected: expectations.iter().map(|e| e.events).sum(),
             received: 0,
             duplicated: 0,
@@ -82,19 +83,23 @@ impl Tally {
             self.unexpected += 1;
             return false;
         };
-        let seen = self
+        let Some(seen) = self
             .channels
             .iter_mut()
-            .find(|seen| seen.channel.as_bytes() == stamp.channel);
-        match seen.map(|seen| seen.mark(stamp.seq)) {
-            None | Some(Mark::OutOfRange) => self.unexpected += 1,
-            Some(Mark::Again) => self.duplicated += 1,
-            Some(Mark::New) => {
+            .find(|seen| seen.channel.as_bytes() == stamp.channel)
+        else {
+            self.unexpected += 1;
+            return false;
+        };
+        match seen.mark(stamp.seq) {
+            Mark::OutOfRange => self.unexpected += 1,
+            Mark::Again => self.duplicated += 1,
+            Mark::New => {
                 self.received += 1;
                 self.last_ns = self.last_ns.max(now_ns);
                 let micros = now_ns.saturating_sub(stamp.sent_ns) / 1000;
                 let template = &self.template;
-                self.latency
+                seen.latency
                     .get_or_insert_with(|| Histogram::new_from(template))
                     .saturating_record(micros.max(1));
                 return self.received == self.expected;
@@ -104,12 +109,14 @@ impl Tally {
     }
 }
 
-/// Seen is a bitmap of the sequence numbers received on one channel.
+/// Seen is what one subscriber received on one channel: a bitmap of sequence numbers and the
+/// latency histogram.
 #[derive(Debug)]
 struct Seen {
     channel: String,
     events: u64,
     bits: Vec<u64>,
+    latency: Option<Histogram<u32>>,
 }
 
 enum Mark {
@@ -151,6 +158,8 @@ pub struct Totals {
     pub last_ns: u64,
     /// Delivery latency of every distinct event, in microseconds.
     pub latency: Histogram<u64>,
+    /// The same, per channel.
+    pub latency_by_channel: BTreeMap<String, Histogram<u64>>,
 }
 
 impl Totals {
@@ -162,23 +171,41 @@ impl Totals {
             duplicated: 0,
             unexpected: 0,
             last_ns: 0,
-            latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, LATENCY_DIGITS)?,
+            latency: Self::histogram()?,
+            latency_by_channel: BTreeMap::new(),
         })
     }
 
+    fn histogram() -> anyhow::Result<Histogram<u64>> {
+        Ok(Histogram::new_with_bounds(
+            1,
+            MAX_LATENCY_US,
+            LATENCY_DIGITS,
+        )?)
+    }
+
     /// Add merges one subscriber's tally.
-    pub fn add(&mut self, tally: &Tally) {
+    pub fn add(&mut self, tally: &Tally) -> anyhow::Result<()> {
         self.expected += tally.expected;
         self.received += tally.received;
         self.duplicated += tally.duplicated;
         self.unexpected += tally.unexpected;
         self.last_ns = self.last_ns.max(tally.last_ns);
-        if let Some(latency) = &tally.latency {
+        for seen in &tally.channels {
+            let Some(latency) = &seen.latency else {
+                continue;
+            };
+            let by_channel = match self.latency_by_channel.entry(seen.channel.clone()) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => entry.insert(Self::histogram()?),
+            };
             for v in latency.iter_recorded() {
-                self.latency
-                    .saturating_record_n(v.value_iterated_to(), u64::from(v.count_at_value()));
+                let (value, count) = (v.value_iterated_to(), u64::from(v.count_at_value()));
+                self.latency.saturating_record_n(value, count);
+                by_channel.saturating_record_n(value, count);
             }
         }
+        Ok(())
     }
 
     /// Missing is how many expected events never arrived.
@@ -211,13 +238,16 @@ mod tests {
         assert!(!tally.record(encode("b", 0, 1_000, 50).as_bytes(), 4_000_000));
         assert!(!tally.is_complete());
         let mut totals = Totals::new().unwrap();
-        totals.add(&tally);
+        totals.add(&tally).unwrap();
         assert_eq!(
             (totals.expected, totals.received, totals.missing()),
             (4, 2, 2)
         );
         assert_eq!((totals.duplicated, totals.unexpected), (1, 3));
         assert_eq!(totals.last_ns, 4_000_000);
+        assert_eq!(totals.latency.len(), 2);
+        assert_eq!(totals.latency_by_channel["a"].len(), 1);
+        assert_eq!(totals.latency_by_channel["b"].len(), 1);
     }
 
     #[test]
@@ -229,8 +259,8 @@ mod tests {
         let idle = Tally::new(&[expect("a", 0)], template);
         assert!(idle.is_complete());
         let mut totals = Totals::new().unwrap();
-        totals.add(&tally);
-        totals.add(&idle);
+        totals.add(&tally).unwrap();
+        totals.add(&idle).unwrap();
         assert_eq!(totals.latency.len(), 2);
         let max = totals.latency.max();
         assert!((4_950..=5_050).contains(&max), "max {max} µs");

@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Benchmark sse-gateway against nginx+nchan on this machine, side by side, and write the results
+# table of docs/benchmarks.md.
+#
+# Usage: scripts/bench.sh [--quick] [--runs N] [--scenarios "1 2 3 4 5 6"] [--no-nchan]
+#                         [--no-write]
+#   --quick      every scenario once, at reduced size (a smoke check, under 2 minutes; its
+#                table goes next to the JSON results, not into docs/benchmarks.md)
+#   --runs N     runs per scenario and server (default 3; the table shows medians)
+#   --scenarios  which scenarios to run (default: all)
+#   --no-nchan   measure sse-gateway only
+#   --no-write   leave docs/benchmarks.md alone (results are still kept as JSON)
+#
+# Environment: SERVER_CPU (default 0) and CLIENT_CPU (default 1) are the cores for the server and
+# the load tool; GW_PORT, NCHAN_PORT; AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f).
+#
+# Every server is started fresh for every run (so memory figures start clean) and stopped after
+# it; gateway and nchan runs alternate so that background noise hits both alike. All traffic
+# stays on 127.0.0.0/8. One JSON result per run is kept in target/bench-results/<time>/.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+QUICK=0
+RUNS=3
+SCENARIOS="1 2 3 4 5 6"
+WITH_NCHAN=1
+WRITE=1
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --quick) QUICK=1 ;;
+        --runs) RUNS=$2; shift ;;
+        --scenarios) SCENARIOS=$2; shift ;;
+        --no-nchan) WITH_NCHAN=0 ;;
+        --no-write) WRITE=0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+GW_PORT=${GW_PORT:-18080}
+NCHAN_PORT=${NCHAN_PORT:-18081}
+AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
+GATEWAY=$ROOT/target/release/sse-gateway
+LOAD=$ROOT/target/release/sse-load
+
+# Scenario sizes: subscribers and events (per publish channel).
+if [[ $QUICK == 1 ]]; then
+    RUNS=1
+    S1=200 S1E=50 S2=1000 S2E=20 S3=1000 S3E=100 S4=800 S4E=10 S5=2000 S6=1000 S6E=100 HOLD=1
+else
+    S1=1000 S1E=200 S2=10000 S2E=100 S3=10000 S3E=500 S4=4000 S4E=50 S5=19000 S6=10000 S6E=500 HOLD=5
+fi
+
+log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
+
+OUT=$ROOT/target/bench-results/$(date -u +%Y%m%dT%H%M%SZ)
+WORK=$(mktemp -d)
+mkdir -p "$OUT"
+SERVER_PID=""
+TARGET_PID=""
+
+# Stop_server ends the server this script started, by its pid, and waits for it (bounded).
+stop_server() {
+    if [[ -n $SERVER_PID ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+    TARGET_PID=""
+}
+
+cleanup() {
+    stop_server
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Wait_for_port waits (at most 10 s) until something accepts connections on 127.0.0.1:$1.
+wait_for_port() {
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "nothing listens on 127.0.0.1:$1"
+    return 1
+}
+
+start_gateway() {
+    RUST_LOG=info taskset -c "$SERVER_CPU" "$GATEWAY" --bind "127.0.0.1:$GW_PORT" \
+        --workers 1 --hub-threads 1 "$@" >"$WORK/gateway.log" 2>&1 &
+    SERVER_PID=$!
+    TARGET_PID=$SERVER_PID
+    wait_for_port "$GW_PORT"
+}
+
+start_nchan() {
+    local prefix=$WORK/nchan
+    rm -rf "$prefix"
+    mkdir -p "$prefix/tmp"
+    sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$NCHAN_PORT|g" bench/nchan.conf.in \
+        >"$prefix/nchan.conf"
+    taskset -c "$SERVER_CPU" nginx -p "$prefix" -e "$prefix/error.log" \
+        -c "$prefix/nchan.conf" >"$prefix/stdout" 2>&1 &
+    SERVER_PID=$!
+    wait_for_port "$NCHAN_PORT"
+    for _ in $(seq 50); do
+        TARGET_PID=$(pgrep -P "$SERVER_PID" | head -n 1 || true)
+        [[ -n $TARGET_PID ]] && return 0
+        sleep 0.1
+    done
+    log "nginx started no worker; see $prefix/error.log"
+    return 1
+}
+
+# Run_load NAME TARGET ARGS... runs the load tool once against the running server (if any) and
+# keeps its JSON result as $OUT/NAME.json.
+run_load() {
+    local name=$1 target=$2
+    shift 2
+    local port=$GW_PORT
+    [[ $target == nchan ]] && port=$NCHAN_PORT
+    local pid_args=()
+    [[ -n $TARGET_PID ]] && pid_args=(--server-pid "$TARGET_PID")
+    if taskset -c "$CLIENT_CPU" "$LOAD" --target "$target" --server "127.0.0.1:$port" \
+        "${pid_args[@]}" --amqp-url "$AMQP_URL" "$@" >"$OUT/$name.json" 2>"$OUT/$name.err"; then
+        log "$name: $(python3 bench/report.py --brief "$OUT/$name.json")"
+    else
+        log "$name failed: $(tail -n 3 "$OUT/$name.err" | tr '\n' ' ')"
+        rm -f "$OUT/$name.json"
+    fi
+}
+
+# Measure SCENARIO ARGS... runs the scenario $RUNS times against each server, alternating.
+measure() {
+    local scenario=$1
+    shift
+    for run in $(seq "$RUNS"); do
+        start_gateway
+        run_load "s$scenario-gateway-$run" gateway "$@"
+        stop_server
+        if [[ $WITH_NCHAN == 1 ]]; then
+            start_nchan
+            run_load "s$scenario-nchan-$run" nchan "$@"
+            stop_server
+        fi
+    done
+}
+
+ensure_nchan() {
+    [[ $WITH_NCHAN == 1 ]] || return 0
+    if ! command -v nginx >/dev/null || [[ ! -e $NCHAN_MODULE ]]; then
+        if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+            log "installing nginx and libnginx-mod-nchan with apt-get"
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                --no-install-recommends nginx libnginx-mod-nchan; } >"$OUT/apt.log" 2>&1 || true
+        fi
+    fi
+    if ! command -v nginx >/dev/null || [[ ! -e $NCHAN_MODULE ]]; then
+        log "nchan not installed, skipped (install it with: apt-get install nginx libnginx-mod-nchan)"
+        WITH_NCHAN=0
+    fi
+}
+
+# Amqp_ready tells whether scenario 6 can run: a gateway with AMQP input and a broker.
+AMQP_NOTE=""
+amqp_ready() {
+    if ! "$GATEWAY" --help | grep -q -- '--amqp-url'; then
+        AMQP_NOTE="this sse-gateway has no AMQP input (--amqp-url) yet"
+    elif ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+        AMQP_NOTE="no RabbitMQ broker on 127.0.0.1:5672 (start one: rabbitmq-server -detached)"
+    else
+        return 0
+    fi
+    log "scenario 6 skipped: $AMQP_NOTE"
+    return 1
+}
+
+scenario_6() {
+    amqp_ready || return 0
+    for run in $(seq "$RUNS"); do
+        start_gateway --amqp-url "$AMQP_URL"
+        run_load "s6-gateway-amqp-$run" gateway --publish-via amqp --settle 2 \
+            --subscribers "$S6" --events "$S6E" --in-flight 8
+        stop_server
+        start_gateway --amqp-url "$AMQP_URL"
+        run_load "s6-gateway-http-$run" gateway --publish-via http --settle 2 \
+            --subscribers "$S6" --events "$S6E" --in-flight 8
+        stop_server
+        start_gateway --amqp-url "$AMQP_URL"
+        run_load "s6-gateway-amqp-rate-$run" gateway --publish-via amqp --settle 2 \
+            --subscribers "$S1" --events "$S1E" --rate 100
+        stop_server
+        # The broker alone: the same publisher, one consumer, an exchange of its own (so that no
+        # gateway queue bound to `sse` collects these messages).
+        run_load "s6-bare-amqp-$run" gateway --publish-via amqp --subscribe-via amqp \
+            --exchange sse-bench-bare --subscribers 1 --events "$S6E" --in-flight 8
+    done
+}
+
+log "building (release)"
+cargo build --release -p sse-gateway -p sse-load >&2
+ensure_nchan
+for scenario in $SCENARIOS; do
+    log "scenario $scenario"
+    case $scenario in
+        1) measure 1 --subscribers "$S1" --events "$S1E" --rate 100 ;;
+        2) measure 2 --subscribers "$S2" --events "$S2E" --rate 5 ;;
+        3) measure 3 --subscribers "$S3" --events "$S3E" --in-flight 8 --drain-timeout 120 \
+            --max-run 240 ;;
+        4) measure 4 --subscribers "$S4" --channel general --rotate cats,dogs,extras,base \
+            --publish-channel general,cats --events "$S4E" --rate 10 ;;
+        5) measure 5 --subscribers "$S5" --events 0 --hold "$HOLD" --connect-concurrency 500 ;;
+        6) scenario_6 ;;
+        *) log "no scenario $scenario" ;;
+    esac
+done
+
+MACHINE="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), \
+$(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r), open-file limit $(ulimit -Hn); \
+sse-gateway $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+if [[ $WITH_NCHAN == 1 ]]; then
+    MACHINE="$MACHINE; $(nginx -v 2>&1 | cut -d: -f2 | xargs) with nchan \
+$(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
+else
+    MACHINE="$MACHINE; nchan not installed, skipped"
+fi
+SIZES=$(printf '{"s1":%s,"s1e":%s,"s2":%s,"s2e":%s,"s3":%s,"s3e":%s,"s4":%s,"s4e":%s,"s5":%s,"s6":%s,"s6e":%s,"s6note":"%s"}' \
+    "$S1" "$S1E" "$S2" "$S2E" "$S3" "$S3E" "$S4" "$S4E" "$S5" "$S6" "$S6E" "$AMQP_NOTE")
+NOTES=""
+[[ $QUICK == 1 ]] && NOTES="**Quick mode**: one run per figure at reduced size; a smoke check, not a result."
+DOC=docs/benchmarks.md
+[[ $WRITE == 1 && $QUICK == 0 ]] || DOC=$OUT/benchmarks.md
+python3 bench/report.py --results "${OUT#"$ROOT"/}" --doc "$DOC" --machine "$MACHINE" \
+    --date "$(date -u +%Y-%m-%d)" --runs "$RUNS" --sizes "$SIZES" --notes "$NOTES"
+log "results: $OUT; table written to $DOC"
