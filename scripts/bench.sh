@@ -12,7 +12,10 @@
 #   --no-write   leave docs/benchmarks.md alone (results are still kept as JSON)
 #
 # Environment: SERVER_CPU (default 0) and CLIENT_CPU (default 1) are the cores for the server and
-# the load tool; GW_PORT, NCHAN_PORT; AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f).
+# the load tool; GW_PORT, NCHAN_PORT; AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f);
+# QUIET_BUDGET (default 600): seconds the script may spend in all, before runs, waiting for other
+# processes to leave the CPUs alone (a build running next to a benchmark ruins it; the JSON's
+# cpu_pct.server_waiting shows how much a run was disturbed).
 #
 # Every server is started fresh for every run (so memory figures start clean) and stopped after
 # it; gateway and nchan runs alternate so that background noise hits both alike. All traffic
@@ -86,6 +89,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
+QUIET_BUDGET=${QUIET_BUDGET:-600}
+
+# Busy_pct prints how busy all CPUs were, in percent, over the next second.
+busy_pct() {
+    local a b
+    read -r -a a < <(head -n 1 /proc/stat)
+    sleep 1
+    read -r -a b < <(head -n 1 /proc/stat)
+    local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=0 i
+    for i in 1 2 3 4 5 6 7 8; do
+        total=$(( total + b[i] - a[i] ))
+    done
+    echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
+}
+
+# Wait_quiet waits until other processes leave the CPUs alone (under 10% busy over a second),
+# within what is left of QUIET_BUDGET.
+wait_quiet() {
+    local busy
+    while (( QUIET_BUDGET > 0 )); do
+        busy=$(busy_pct)
+        (( busy < 10 )) && return 0
+        (( QUIET_BUDGET -= 1 ))
+        (( QUIET_BUDGET % 30 == 0 )) && log "machine ${busy}% busy; waiting (budget ${QUIET_BUDGET}s)"
+    done
+    return 0
+}
+
 # Wait_for_port waits (at most 10 s) until something accepts connections on 127.0.0.1:$1.
 wait_for_port() {
     for _ in $(seq 100); do
@@ -148,10 +179,12 @@ measure() {
     local scenario=$1
     shift
     for run in $(seq "$RUNS"); do
+        wait_quiet
         start_gateway
         run_load "s$scenario-gateway-$run" gateway "$@"
         stop_server
         if [[ $WITH_NCHAN == 1 ]]; then
+            wait_quiet
             start_nchan
             run_load "s$scenario-nchan-$run" nchan "$@"
             stop_server
@@ -190,6 +223,7 @@ scenario_6() {
         log "scenario 6: $AMQP_NOTE"
     fi
     for run in $(seq "$RUNS"); do
+        wait_quiet
         if gateway_has_amqp; then
             start_gateway --amqp-url "$AMQP_URL"
             run_load "s6-gateway-amqp-$run" gateway --publish-via amqp --settle 2 \
@@ -211,39 +245,45 @@ scenario_6() {
     done
 }
 
-log "building (release)"
-cargo build --release -p sse-gateway -p sse-load >&2
-ensure_nchan
-for scenario in $SCENARIOS; do
-    log "scenario $scenario"
-    case $scenario in
-        1) measure 1 --subscribers "$S1" --events "$S1E" --rate 100 ;;
-        2) measure 2 --subscribers "$S2" --events "$S2E" --rate 5 ;;
-        3) measure 3 --subscribers "$S3" --events "$S3E" --in-flight 8 --drain-timeout 120 \
-            --max-run 240 ;;
-        4) measure 4 --subscribers "$S4" --channel general --rotate cats,dogs,extras,base \
-            --publish-channel general,cats --events "$S4E" --rate 10 ;;
-        5) measure 5 --subscribers "$S5" --events 0 --hold "$HOLD" --connect-concurrency 500 ;;
-        6) scenario_6 ;;
-        *) log "no scenario $scenario" ;;
-    esac
-done
+# Main runs everything; the script is one function call so that bash has read all of it before
+# it starts (editing the file during a run cannot change what the run does).
+main() {
+    log "building (release)"
+    cargo build --release -p sse-gateway -p sse-load >&2
+    ensure_nchan
+    for scenario in $SCENARIOS; do
+        log "scenario $scenario"
+        case $scenario in
+            1) measure 1 --subscribers "$S1" --events "$S1E" --rate 100 ;;
+            2) measure 2 --subscribers "$S2" --events "$S2E" --rate 5 ;;
+            3) measure 3 --subscribers "$S3" --events "$S3E" --in-flight 8 --drain-timeout 120 \
+                --max-run 240 ;;
+            4) measure 4 --subscribers "$S4" --channel general --rotate cats,dogs,extras,base \
+                --publish-channel general,cats --events "$S4E" --rate 10 ;;
+            5) measure 5 --subscribers "$S5" --events 0 --hold "$HOLD" --connect-concurrency 500 ;;
+            6) scenario_6 ;;
+            *) log "no scenario $scenario" ;;
+        esac
+    done
 
-MACHINE="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), \
-$(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r), open-file limit $(ulimit -Hn); \
-sse-gateway $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-if [[ $WITH_NCHAN == 1 ]]; then
-    MACHINE="$MACHINE; $(nginx -v 2>&1 | cut -d: -f2 | xargs) with nchan \
-$(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
-else
-    MACHINE="$MACHINE; nchan not installed, skipped"
-fi
-SIZES=$(printf '{"s1":%s,"s1e":%s,"s2":%s,"s2e":%s,"s3":%s,"s3e":%s,"s4":%s,"s4e":%s,"s5":%s,"s6":%s,"s6e":%s,"s6note":"%s"}' \
-    "$S1" "$S1E" "$S2" "$S2E" "$S3" "$S3E" "$S4" "$S4E" "$S5" "$S6" "$S6E" "$AMQP_NOTE")
-NOTES=""
-[[ $QUICK == 1 ]] && NOTES="**Quick mode**: one run per figure at reduced size; a smoke check, not a result."
-DOC=docs/benchmarks.md
-[[ $WRITE == 1 && $QUICK == 0 ]] || DOC=$OUT/benchmarks.md
-python3 bench/report.py --results "${OUT#"$ROOT"/}" --doc "$DOC" --machine "$MACHINE" \
-    --date "$(date -u +%Y-%m-%d)" --runs "$RUNS" --sizes "$SIZES" --notes "$NOTES"
-log "results: $OUT; table written to $DOC"
+    MACHINE="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), \
+    $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r), open-file limit $(ulimit -Hn); \
+    sse-gateway $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    if [[ $WITH_NCHAN == 1 ]]; then
+        MACHINE="$MACHINE; $(nginx -v 2>&1 | cut -d: -f2 | xargs) with nchan \
+    $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
+    else
+        MACHINE="$MACHINE; nchan not installed, skipped"
+    fi
+    SIZES=$(printf '{"s1":%s,"s1e":%s,"s2":%s,"s2e":%s,"s3":%s,"s3e":%s,"s4":%s,"s4e":%s,"s5":%s,"s6":%s,"s6e":%s,"s6note":"%s"}' \
+        "$S1" "$S1E" "$S2" "$S2E" "$S3" "$S3E" "$S4" "$S4E" "$S5" "$S6" "$S6E" "$AMQP_NOTE")
+    NOTES=""
+    [[ $QUICK == 1 ]] && NOTES="**Quick mode**: one run per figure at reduced size; a smoke check, not a result."
+    DOC=docs/benchmarks.md
+    [[ $WRITE == 1 && $QUICK == 0 ]] || DOC=$OUT/benchmarks.md
+    python3 bench/report.py --results "${OUT#"$ROOT"/}" --doc "$DOC" --machine "$MACHINE" \
+        --date "$(date -u +%Y-%m-%d)" --runs "$RUNS" --sizes "$SIZES" --notes "$NOTES"
+    log "results: $OUT; table written to $DOC"
+}
+
+main; exit

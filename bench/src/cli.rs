@@ -48,6 +48,10 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub server: SocketAddr,
 
+    /// Address publishes go to over HTTP; default: `--server`. Must be a loopback address.
+    #[arg(long)]
+    pub publish_server: Option<SocketAddr>,
+
     /// Subscriber connections to open.
     #[arg(long, default_value_t = 100)]
     pub subscribers: usize,
@@ -142,8 +146,13 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 impl Args {
     /// Validate refuses options that would send traffic off this host or cannot work.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if !self.server.ip().is_loopback() {
-            bail!("--server must be a loopback address, not {}", self.server);
+        for (flag, addr) in [
+            ("--server", self.server),
+            ("--publish-server", self.publisher()),
+        ] {
+            if !addr.ip().is_loopback() {
+                bail!("{flag} must be a loopback address, not {addr}");
+            }
         }
         if self.publish_via == PublishVia::Amqp || self.subscribe_via == SubscribeVia::Amqp {
             let host = amqp_host(&self.amqp_url)?;
@@ -175,7 +184,12 @@ impl Args {
         Ok(())
     }
 
-    /// Publish_channels_or_default is where events go: `--publish-channel`, or the first
+    /// Publisher is the address HTTP publishes go to.
+    pub fn publisher(&self) -> SocketAddr {
+        self.publish_server.unwrap_or(self.server)
+    }
+
+    /// Publish_targets is where events go: `--publish-channel`, or the first
     /// `--channel`.
     pub fn publish_targets(&self) -> Vec<String> {
         if self.publish_channels.is_empty() {
@@ -256,6 +270,7 @@ mod tests {
         assert_eq!(a.source_address(4), Some("127.0.0.3".parse().unwrap()));
         assert_eq!(args(&["--source-addresses=0"]).source_address(4), None);
         assert!(args(&["--server=10.0.0.1:80"]).validate().is_err());
+        assert!(args(&["--publish-server=10.0.0.1:80"]).validate().is_err());
         let remote = args(&[
             "--publish-via=amqp",
             "--amqp-url=amqp://g:g@192.0.2.1:5672/%2f",

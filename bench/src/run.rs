@@ -139,7 +139,7 @@ async fn publish_events(args: &Args) -> anyhow::Result<Option<PublishStats>> {
     let publisher = match args.publish_via {
         PublishVia::Http => Publisher::Http(HttpPublisher::new(
             args.target,
-            args.server,
+            args.publisher(),
             args.in_flight,
         )?),
         PublishVia::Amqp => {
