@@ -9,7 +9,7 @@
 //! The modules, in the order a run uses them: [`cli`] (options), [`subscriber`] (an SSE
 //! connection: [`chunked`] decoding, then the [`sse`] parser), [`tally`]
 //! (what each subscriber saw, from the [`payload`] stamp in each event), [`publish`] and
-//! [`amqp`] (the publishers), [`procfs`] (CPU and memory), [`run`] and [`report`].
+//! [`amqp`] (the publishers), [`procfs`] and [`usage`] (CPU and memory), [`run`] and [`report`].
 #![deny(unsafe_code)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -27,6 +27,7 @@ mod sse;
 mod subscriber;
 mod tally;
 mod target;
+mod usage;
 
 use std::num::NonZeroUsize;
 

@@ -5,8 +5,14 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::cli::{PublishVia, SubscribeVia};
+use crate::cli::{Args, PublishVia, SubscribeVia};
+use crate::publish::PublishStats;
+use crate::subscriber::Outcome;
+use crate::tally::Totals;
 use crate::target::Target;
+
+/// How many distinct subscriber errors a report keeps.
+const KEPT_ERRORS: usize = 5;
 
 /// Report is everything a run measured.
 #[derive(Debug, Serialize)]
@@ -136,10 +142,120 @@ pub struct Rss {
     pub before_kib: u64,
     /// With every subscriber connected, before publishing.
     pub connected_kib: u64,
-    /// After the last delivery.
-    pub after_kib: u64,
+    /// After the last delivery (absent when the server was gone by then).
+    pub after_kib: Option<u64>,
     /// (connected - before) / connections, in bytes: the cost of one idle connection.
     pub per_connection_bytes: u64,
+}
+
+impl Report {
+    /// Build merges the subscribers' outcomes and the publisher's figures into the report;
+    /// `rss` is the server's resident memory before connecting, with every subscriber connected,
+    /// and at the end (if the server was still there).
+    pub fn build(
+        args: &Args,
+        outcomes: &[Outcome],
+        published: Option<&PublishStats>,
+        cpu_pct: CpuUse,
+        rss: Option<(u64, u64, Option<u64>)>,
+    ) -> anyhow::Result<Self> {
+        let merged = Merged::of(outcomes)?;
+        let totals = &merged.totals;
+        let (first_ns, last_answered_ns) =
+            published.map_or((0, 0), |p| (p.first_sent_ns, p.last_answered_ns));
+        let publish_window_s = seconds(first_ns, last_answered_ns);
+        let delivery_window_s = seconds(first_ns, totals.last_ns);
+        let accepted = published.map_or(0, |p| p.accepted);
+        let mut errors = merged.errors.clone();
+        errors.extend(published.iter().flat_map(|p| p.errors.iter().cloned()));
+        Ok(Self {
+            target: args.target,
+            publish_via: args.publish_via,
+            subscribe_via: args.subscribe_via,
+            connections: Connections {
+                attempted: args.subscribers,
+                made: merged.made,
+                failed: args.subscribers.saturating_sub(merged.made),
+                closed_early: merged.closed_early,
+            },
+            events: Events {
+                published: accepted,
+                publish_failed: published.map_or(0, |p| p.failed),
+                expected: totals.expected,
+                received: totals.received,
+                missing: totals.missing(),
+                duplicated: totals.duplicated,
+                unexpected: totals.unexpected,
+            },
+            latency_ms: Percentiles::of(&totals.latency),
+            latency_by_channel_ms: totals
+                .latency_by_channel
+                .iter()
+                .filter_map(|(channel, h)| Some((channel.clone(), Percentiles::of(h)?)))
+                .collect(),
+            publish_latency_ms: published.and_then(|p| Percentiles::of(&p.latency)),
+            publish_window_s: round3(publish_window_s),
+            delivery_window_s: round3(delivery_window_s),
+            published_per_sec: per_second(accepted, publish_window_s),
+            delivered_per_sec: per_second(totals.received, delivery_window_s),
+            cpu_pct,
+            server_rss: rss.map(|(before, connected, after)| Rss {
+                before_kib: before,
+                connected_kib: connected,
+                after_kib: after,
+                per_connection_bytes: connected.saturating_sub(before) * 1024
+                    / (merged.made.max(1) as u64),
+            }),
+            complete: totals.missing() == 0 && merged.made == args.subscribers,
+            errors,
+        })
+    }
+}
+
+/// Merged is every subscriber's outcome added up.
+struct Merged {
+    totals: Totals,
+    made: usize,
+    closed_early: usize,
+    errors: Vec<String>,
+}
+
+impl Merged {
+    fn of(outcomes: &[Outcome]) -> anyhow::Result<Self> {
+        let mut merged = Self {
+            totals: Totals::new()?,
+            made: 0,
+            closed_early: 0,
+            errors: Vec::new(),
+        };
+        for outcome in outcomes {
+            merged.totals.add(&outcome.tally)?;
+            merged.made += usize::from(outcome.connected);
+            merged.closed_early += usize::from(outcome.closed_early);
+            if let Some(e) = &outcome.error {
+                if merged.errors.len() < KEPT_ERRORS && !merged.errors.contains(e) {
+                    merged.errors.push(e.clone());
+                }
+            }
+        }
+        Ok(merged)
+    }
+}
+
+fn seconds(from_ns: u64, to_ns: u64) -> f64 {
+    to_ns.saturating_sub(from_ns) as f64 / 1e9
+}
+
+fn per_second(count: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        (count as f64 / secs).round()
+    } else {
+        0.0
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

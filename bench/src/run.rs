@@ -14,14 +14,13 @@ use crate::cli::{Args, PublishVia, SubscribeVia};
 use crate::procfs;
 use crate::progress::Progress;
 use crate::publish::{self, HttpPublisher, PublishStats, Publisher, Schedule};
-use crate::report::{Connections, CpuUse, Events, Percentiles, Report, Rss};
+use crate::report::Report;
 use crate::subscriber::{self, Outcome};
-use crate::tally::{latency_template, Tally, Totals};
+use crate::tally::{latency_template, Tally};
+use crate::usage::CpuWindow;
 
 /// How long stopped subscribers get to hand back their tallies.
 const COLLECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How many distinct subscriber errors a report keeps.
-const KEPT_ERRORS: usize = 5;
 
 /// Run carries out the run `args` describe.
 pub async fn run(args: Args) -> anyhow::Result<Report> {
@@ -46,14 +45,15 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
             .await;
     }
     let cpu = window.finish()?;
-    let rss_after = server_rss(&args)?;
+    // The server may have died during the run: that is a finding, not a reason to lose it.
+    let rss_after = server_rss(&args).ok().flatten();
     let _ = stop.send(true);
     let outcomes = collect(subscribers).await;
-    let rss = match (rss_before, rss_connected, rss_after) {
-        (Some(before), Some(connected), Some(after)) => Some((before, connected, after)),
+    let rss = match (rss_before, rss_connected) {
+        (Some(before), Some(connected)) => Some((before, connected, rss_after)),
         _ => None,
     };
-    build_report(&args, outcomes, published, cpu, rss)
+    Report::build(&args, &outcomes, published.as_ref(), cpu, rss)
 }
 
 fn server_rss(args: &Args) -> anyhow::Result<Option<u64>> {
@@ -167,159 +167,4 @@ async fn collect(mut subscribers: JoinSet<Outcome>) -> Vec<Outcome> {
     }
     subscribers.abort_all();
     outcomes
-}
-
-/// CpuWindow measures both processes' CPU time between two moments.
-struct CpuWindow {
-    began: Instant,
-    server: Option<(u32, Sample)>,
-    client: Sample,
-}
-
-/// Sample is a process's CPU time used and time spent runnable but waiting, at one moment.
-#[derive(Clone, Copy)]
-struct Sample {
-    used: Duration,
-    waited: Duration,
-}
-
-impl Sample {
-    fn take(pid: u32) -> anyhow::Result<Self> {
-        Ok(Self {
-            used: procfs::cpu_time(pid)?,
-            waited: procfs::runnable_wait(pid)?,
-        })
-    }
-
-    fn since(self, before: Self) -> Self {
-        Self {
-            used: self.used.saturating_sub(before.used),
-            waited: self.waited.saturating_sub(before.waited),
-        }
-    }
-}
-
-impl CpuWindow {
-    fn start(server_pid: Option<u32>) -> anyhow::Result<Self> {
-        let server = match server_pid {
-            Some(pid) => Some((pid, Sample::take(pid)?)),
-            None => None,
-        };
-        Ok(Self {
-            began: Instant::now(),
-            server,
-            client: Sample::take(std::process::id())?,
-        })
-    }
-
-    fn finish(self) -> anyhow::Result<CpuUse> {
-        let wall = self.began.elapsed().as_secs_f64();
-        let pct = |d: Duration| round2(d.as_secs_f64() / wall.max(1e-9) * 100.0);
-        let server = match self.server {
-            Some((pid, before)) => Some(Sample::take(pid)?.since(before)),
-            None => None,
-        };
-        let client = Sample::take(std::process::id())?.since(self.client);
-        Ok(CpuUse {
-            server: server.map(|s| pct(s.used)),
-            client: Some(pct(client.used)),
-            server_waiting: server.map(|s| pct(s.waited)),
-            client_waiting: Some(pct(client.waited)),
-            window_s: round2(wall),
-        })
-    }
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-fn build_report(
-    args: &Args,
-    outcomes: Vec<Outcome>,
-    published: Option<PublishStats>,
-    cpu_pct: CpuUse,
-    rss: Option<(u64, u64, u64)>,
-) -> anyhow::Result<Report> {
-    let mut totals = Totals::new()?;
-    let mut errors: Vec<String> = Vec::new();
-    let (mut made, mut closed_early) = (0, 0);
-    for outcome in &outcomes {
-        totals.add(&outcome.tally)?;
-        made += usize::from(outcome.connected);
-        closed_early += usize::from(outcome.closed_early);
-        if let Some(e) = &outcome.error {
-            if errors.len() < KEPT_ERRORS && !errors.contains(e) {
-                errors.push(e.clone());
-            }
-        }
-    }
-    let (first_ns, last_answered_ns) = published
-        .as_ref()
-        .map_or((0, 0), |p| (p.first_sent_ns, p.last_answered_ns));
-    let secs = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e9;
-    let publish_window_s = secs(first_ns, last_answered_ns);
-    let delivery_window_s = secs(first_ns, totals.last_ns);
-    let accepted = published.as_ref().map_or(0, |p| p.accepted);
-    if let Some(p) = &published {
-        errors.extend(p.errors.iter().cloned());
-    }
-    Ok(Report {
-        target: args.target,
-        publish_via: args.publish_via,
-        subscribe_via: args.subscribe_via,
-        connections: Connections {
-            attempted: args.subscribers,
-            made,
-            failed: args.subscribers.saturating_sub(made),
-            closed_early,
-        },
-        events: Events {
-            published: accepted,
-            publish_failed: published.as_ref().map_or(0, |p| p.failed),
-            expected: totals.expected,
-            received: totals.received,
-            missing: totals.missing(),
-            duplicated: totals.duplicated,
-            unexpected: totals.unexpected,
-        },
-        latency_ms: Percentiles::of(&totals.latency),
-        latency_by_channel_ms: totals
-            .latency_by_channel
-            .iter()
-            .filter_map(|(channel, h)| Some((channel.clone(), Percentiles::of(h)?)))
-            .collect(),
-        publish_latency_ms: published.as_ref().and_then(|p| Percentiles::of(&p.latency)),
-        publish_window_s: round3(publish_window_s),
-        delivery_window_s: round3(delivery_window_s),
-        published_per_sec: rate(accepted, publish_window_s),
-        delivered_per_sec: rate(totals.received, delivery_window_s),
-        cpu_pct,
-        server_rss: rss
-            .map(|(before, connected, after)| rss_report(before, connected, after, made)),
-        complete: totals.missing() == 0 && made == args.subscribers,
-        errors,
-    })
-}
-
-fn rate(count: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        (count as f64 / secs).round()
-    } else {
-        0.0
-    }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-fn rss_report(before: u64, connected: u64, after: u64, connections: usize) -> Rss {
-    let per = connected.saturating_sub(before) * 1024 / (connections.max(1) as u64);
-    Rss {
-        before_kib: before,
-        connected_kib: connected,
-        after_kib: after,
-        per_connection_bytes: per,
-    }
 }
