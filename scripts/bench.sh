@@ -45,8 +45,8 @@ done
 
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-GW_PORT=${GW_PORT:-18080}
-NCHAN_PORT=${NCHAN_PORT:-18081}
+GW_PORT=${GW_PORT:-28080}
+NCHAN_PORT=${NCHAN_PORT:-28081}
 AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 GATEWAY=$ROOT/target/release/sse-gateway
@@ -117,12 +117,28 @@ wait_quiet() {
     return 0
 }
 
-# Wait_for_port waits (at most 10 s) until something accepts connections on 127.0.0.1:$1.
-wait_for_port() {
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Wait_port_free waits (at most 10 s) until nothing listens on 127.0.0.1:$1: a run must never
+# measure some other process that happens to hold the port.
+wait_port_free() {
     for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-            return 0
+        port_open "$1" || return 0
+        sleep 0.1
+    done
+    log "127.0.0.1:$1 is taken by another process; set GW_PORT / NCHAN_PORT"
+    return 1
+}
+
+# Wait_for_server waits (at most 10 s) until the server we started ($SERVER_PID) accepts
+# connections on 127.0.0.1:$1.
+wait_for_server() {
+    for _ in $(seq 100); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            log "the server exited at start"
+            return 1
         fi
+        port_open "$1" && return 0
         sleep 0.1
     done
     log "nothing listens on 127.0.0.1:$1"
@@ -130,15 +146,17 @@ wait_for_port() {
 }
 
 start_gateway() {
+    wait_port_free "$GW_PORT" || return 1
     RUST_LOG=info taskset -c "$SERVER_CPU" "$GATEWAY" --bind "127.0.0.1:$GW_PORT" \
         --workers 1 --hub-threads 1 "$@" >"$WORK/gateway.log" 2>&1 &
     SERVER_PID=$!
     TARGET_PID=$SERVER_PID
-    wait_for_port "$GW_PORT"
+    wait_for_server "$GW_PORT" || { tail -n 5 "$WORK/gateway.log" >&2; return 1; }
 }
 
 start_nchan() {
     local prefix=$WORK/nchan
+    wait_port_free "$NCHAN_PORT" || return 1
     rm -rf "$prefix"
     mkdir -p "$prefix/tmp"
     sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$NCHAN_PORT|g" bench/nchan.conf.in \
@@ -146,7 +164,7 @@ start_nchan() {
     taskset -c "$SERVER_CPU" nginx -p "$prefix" -e "$prefix/error.log" \
         -c "$prefix/nchan.conf" >"$prefix/stdout" 2>&1 &
     SERVER_PID=$!
-    wait_for_port "$NCHAN_PORT"
+    wait_for_server "$NCHAN_PORT" || { tail -n 5 "$prefix/error.log" >&2; return 1; }
     for _ in $(seq 50); do
         TARGET_PID=$(pgrep -P "$SERVER_PID" | head -n 1 || true)
         [[ -n $TARGET_PID ]] && return 0
@@ -180,13 +198,11 @@ measure() {
     shift
     for run in $(seq "$RUNS"); do
         wait_quiet
-        start_gateway
-        run_load "s$scenario-gateway-$run" gateway "$@"
+        start_gateway && run_load "s$scenario-gateway-$run" gateway "$@"
         stop_server
         if [[ $WITH_NCHAN == 1 ]]; then
             wait_quiet
-            start_nchan
-            run_load "s$scenario-nchan-$run" nchan "$@"
+            start_nchan && run_load "s$scenario-nchan-$run" nchan "$@"
             stop_server
         fi
     done
@@ -225,16 +241,16 @@ scenario_6() {
     for run in $(seq "$RUNS"); do
         wait_quiet
         if gateway_has_amqp; then
-            start_gateway --amqp-url "$AMQP_URL"
-            run_load "s6-gateway-amqp-$run" gateway --publish-via amqp --settle 2 \
+            start_gateway --amqp-url "$AMQP_URL" &&
+                run_load "s6-gateway-amqp-$run" gateway --publish-via amqp --settle 2 \
                 --subscribers "$S6" --events "$S6E" --in-flight 8 --drain-timeout 120 --max-run 240
             stop_server
-            start_gateway --amqp-url "$AMQP_URL"
-            run_load "s6-gateway-http-$run" gateway --publish-via http --settle 2 \
+            start_gateway --amqp-url "$AMQP_URL" &&
+                run_load "s6-gateway-http-$run" gateway --publish-via http --settle 2 \
                 --subscribers "$S6" --events "$S6E" --in-flight 8 --drain-timeout 120 --max-run 240
             stop_server
-            start_gateway --amqp-url "$AMQP_URL"
-            run_load "s6-gateway-amqp-rate-$run" gateway --publish-via amqp --settle 2 \
+            start_gateway --amqp-url "$AMQP_URL" &&
+                run_load "s6-gateway-amqp-rate-$run" gateway --publish-via amqp --settle 2 \
                 --subscribers "$S1" --events "$S1E" --rate 100
             stop_server
         fi
