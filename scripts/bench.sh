@@ -13,6 +13,8 @@
 #
 # Environment: SERVER_CPU (default 0) and CLIENT_CPU (default 1) are the cores for the server and
 # the load tool; GW_PORT, NCHAN_PORT; AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f);
+# GATEWAY_BIN: measure this sse-gateway binary instead of building this checkout's (GATEWAY_REV
+# then says what it is, for the table);
 # QUIET_BUDGET (default 600): seconds the script may spend in all, before runs, waiting for other
 # processes to leave the CPUs alone (a build running next to a benchmark ruins it; the JSON's
 # cpu_pct.server_waiting shows how much a run was disturbed).
@@ -49,7 +51,9 @@ GW_PORT=${GW_PORT:-28080}
 NCHAN_PORT=${NCHAN_PORT:-28081}
 AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
-GATEWAY=$ROOT/target/release/sse-gateway
+GATEWAY=${GATEWAY_BIN:-$ROOT/target/release/sse-gateway}
+GATEWAY_REV=${GATEWAY_REV:-$(if [[ -n ${GATEWAY_BIN:-} ]]; then echo "$GATEWAY_BIN"; else
+    git rev-parse --short HEAD 2>/dev/null || echo '?'; fi)}
 LOAD=$ROOT/target/release/sse-load
 
 # Scenario sizes: subscribers and events (per publish channel).
@@ -145,6 +149,29 @@ wait_for_server() {
     return 1
 }
 
+# Http_status prints the status code of GET $2 on 127.0.0.1:$1 (empty when nothing answers).
+http_status() {
+    local line=""
+    {
+        exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+            printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3 &&
+            read -r -t 2 line <&3
+        exec 3<&- 3>&-
+    } 2>/dev/null || true
+    echo "$line" | cut -d' ' -f2
+}
+
+# Wait_ready waits (at most 20 s) until the gateway's /readyz answers 200: with AMQP input, that
+# is when it consumes, and an event published before then would find no queue.
+wait_ready() {
+    for _ in $(seq 200); do
+        [[ $(http_status "$GW_PORT" /readyz) == 200 ]] && return 0
+        sleep 0.1
+    done
+    log "the gateway did not become ready"
+    return 1
+}
+
 start_gateway() {
     wait_port_free "$GW_PORT" || return 1
     RUST_LOG=info taskset -c "$SERVER_CPU" "$GATEWAY" --bind "127.0.0.1:$GW_PORT" \
@@ -152,6 +179,7 @@ start_gateway() {
     SERVER_PID=$!
     TARGET_PID=$SERVER_PID
     wait_for_server "$GW_PORT" || { tail -n 5 "$WORK/gateway.log" >&2; return 1; }
+    wait_ready || { tail -n 5 "$WORK/gateway.log" >&2; return 1; }
 }
 
 start_nchan() {
@@ -238,18 +266,21 @@ scenario_6() {
         AMQP_NOTE="this sse-gateway has no AMQP input (--amqp-url) yet; only the broker was measured"
         log "scenario 6: $AMQP_NOTE"
     fi
+    # Each gateway run gets queues of its own that the broker drops soon after, so that nothing
+    # left in one run's queue reaches the next. The HTTP run is the gateway without a broker.
+    local amqp_args=(--amqp-url "$AMQP_URL" --queue-expires 30s)
     for run in $(seq "$RUNS"); do
         wait_quiet
         if gateway_has_amqp; then
-            start_gateway --amqp-url "$AMQP_URL" &&
+            start_gateway "${amqp_args[@]}" --instance-id "sse-bench-$$-$run-burst" &&
                 run_load "s6-gateway-amqp-$run" gateway --publish-via amqp --settle 2 \
                 --subscribers "$S6" --events "$S6E" --in-flight 8 --drain-timeout 120 --max-run 240
             stop_server
-            start_gateway --amqp-url "$AMQP_URL" &&
+            start_gateway &&
                 run_load "s6-gateway-http-$run" gateway --publish-via http --settle 2 \
                 --subscribers "$S6" --events "$S6E" --in-flight 8 --drain-timeout 120 --max-run 240
             stop_server
-            start_gateway --amqp-url "$AMQP_URL" &&
+            start_gateway "${amqp_args[@]}" --instance-id "sse-bench-$$-$run-rate" &&
                 run_load "s6-gateway-amqp-rate-$run" gateway --publish-via amqp --settle 2 \
                 --subscribers "$S1" --events "$S1E" --rate 100
             stop_server
@@ -265,7 +296,11 @@ scenario_6() {
 # it starts (editing the file during a run cannot change what the run does).
 main() {
     log "building (release)"
-    cargo build --release -p sse-gateway -p sse-load >&2
+    if [[ -n ${GATEWAY_BIN:-} ]]; then
+        cargo build --release -p sse-load >&2
+    else
+        cargo build --release -p sse-gateway -p sse-load >&2
+    fi
     ensure_nchan
     for scenario in $SCENARIOS; do
         log "scenario $scenario"
@@ -284,7 +319,7 @@ main() {
 
     MACHINE="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), \
     $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r), open-file limit $(ulimit -Hn); \
-    sse-gateway $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    sse-gateway $GATEWAY_REV"
     if [[ $WITH_NCHAN == 1 ]]; then
         MACHINE="$MACHINE; $(nginx -v 2>&1 | cut -d: -f2 | xargs) with nchan \
     $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
