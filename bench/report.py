@@ -43,7 +43,9 @@ def brief(r):
 
 
 def runs(results, scenario, variant):
-    files = sorted(glob.glob(os.path.join(results, f"s{scenario}-{variant}-*.json")))
+    name = re.compile(rf"s{scenario}-{re.escape(variant)}-\d+\.json$")
+    files = sorted(f for f in glob.glob(os.path.join(results, f"s{scenario}-*.json"))
+                   if name.match(os.path.basename(f)))
     out = []
     for f in files:
         try:

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::procfs;
+use crate::procfs::{self, SchedTimes};
 use crate::report::CpuUse;
 
 /// CpuWindow measures both processes' CPU time between two moments.
@@ -16,23 +16,17 @@ pub struct CpuWindow {
 
 /// Sample is a process's CPU time used and time spent runnable but waiting, at one moment.
 #[derive(Clone, Copy)]
-struct Sample {
-    used: Duration,
-    waited: Duration,
-}
+struct Sample(SchedTimes);
 
 impl Sample {
     fn take(pid: u32) -> anyhow::Result<Self> {
-        Ok(Self {
-            used: procfs::cpu_time(pid)?,
-            waited: procfs::runnable_wait(pid)?,
-        })
+        procfs::sched_times(pid).map(Self)
     }
 
-    fn since(self, before: Self) -> Self {
-        Self {
-            used: self.used.saturating_sub(before.used),
-            waited: self.waited.saturating_sub(before.waited),
+    fn since(self, before: Self) -> SchedTimes {
+        SchedTimes {
+            on_cpu: self.0.on_cpu.saturating_sub(before.0.on_cpu),
+            waiting: self.0.waiting.saturating_sub(before.0.waiting),
         }
     }
 }
@@ -61,10 +55,10 @@ impl CpuWindow {
             .and_then(|(pid, before)| Some(Sample::take(pid).ok()?.since(before)));
         let client = Sample::take(std::process::id())?.since(self.client);
         Ok(CpuUse {
-            server: server.map(|s| pct(s.used)),
-            client: Some(pct(client.used)),
-            server_waiting: server.map(|s| pct(s.waited)),
-            client_waiting: Some(pct(client.waited)),
+            server: server.map(|s| pct(s.on_cpu)),
+            client: Some(pct(client.on_cpu)),
+            server_waiting: server.map(|s| pct(s.waiting)),
+            client_waiting: Some(pct(client.waiting)),
             window_s: round2(wall),
         })
     }
