@@ -38,8 +38,22 @@ def brief(r):
         f"p50 {lat.get('p50', '-')} p99 {lat.get('p99', '-')} ms "
         f"deliv/s {r['delivered_per_sec']:.0f} pub/s {r['published_per_sec']:.0f} "
         f"cpu srv {cpu.get('server')}% cli {cpu.get('client')}% wait {cpu.get('server_waiting')}% "
+        f"others srv {cpu.get('server_core_others')}% cli {cpu.get('client_core_others')}% "
         f"rss/conn {rss.get('per_connection_bytes', '-')} B"
     )
+
+
+def disturbed(r, threshold):
+    """Exit status 0 (and a note) when other work kept the server's or the tool's core busier
+    than threshold percent during the run, 1 otherwise."""
+    cpu = r["cpu_pct"]
+    others = {k: cpu.get(k) for k in ("server_core_others", "client_core_others")}
+    bad = {k: v for k, v in others.items() if v is not None and v > threshold}
+    if bad:
+        print(", ".join(f"{k.split('_')[0]} core {v:.0f}% busy with other work"
+                        for k, v in bad.items()))
+        return 0
+    return 1
 
 
 def runs(results, scenario, variant):
@@ -207,9 +221,9 @@ def amqp_rows(results, s):
 
 def cpu_table(results):
     lines = [
-        row(["Run", "server CPU %", "client CPU %", "server waiting %", "client waiting %",
-             "window (s)"]),
-        row(["---"] * 6),
+        row(["Run", "server CPU %", "client CPU %", "server threads waiting %",
+             "server core, other work %", "client core, other work %", "window (s)"]),
+        row(["---"] * 7),
     ]
     names = sorted({re.sub(r"-\d+\.json$", "", os.path.basename(f))
                     for f in glob.glob(os.path.join(results, "s*-*.json"))})
@@ -219,7 +233,8 @@ def cpu_table(results):
         if not rs:
             continue
         cells = [name]
-        for key in ("server", "client", "server_waiting", "client_waiting", "window_s"):
+        for key in ("server", "client", "server_waiting", "server_core_others",
+                    "client_core_others", "window_s"):
             cells.append(fmt(med(rs, lambda r, k=key: r["cpu_pct"][k]), 1))
         lines.append(row(cells))
     return lines
@@ -240,6 +255,8 @@ def write_doc(doc, section):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--brief")
+    p.add_argument("--disturbed")
+    p.add_argument("--threshold", type=float, default=10.0)
     p.add_argument("--results")
     p.add_argument("--doc")
     p.add_argument("--machine", default="")
@@ -251,6 +268,8 @@ def main():
     if a.brief:
         print(brief(load(a.brief)))
         return
+    if a.disturbed:
+        return disturbed(load(a.disturbed), a.threshold)
     sizes = json.loads(a.sizes)
     section = "\n".join([
         f"Measured {a.date} on {a.machine}. Median of {a.runs} run(s) per figure; "
@@ -260,9 +279,10 @@ def main():
         *( [a.notes, ""] if a.notes else [] ),
         *table(a.results, sizes),
         "",
-        "CPU over each run's measured window (median), in percent of one core; \"waiting\" is "
-        "time a process's threads were runnable but not running (another process, or its own "
-        "other thread, had the core):",
+        "CPU over each run's measured window (median), in percent of one core. \"Threads "
+        "waiting\" is time the server's threads were runnable but not running (another process, "
+        "or its own other thread, had the core); \"other work\" is how busy the pinned core was "
+        "with anything but the process (runs above 10% are repeated, up to twice):",
         "",
         *cpu_table(a.results),
     ])

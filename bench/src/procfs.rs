@@ -45,6 +45,46 @@ fn parse_schedstat(schedstat: &str) -> Option<(u64, u64)> {
     Some((run, wait))
 }
 
+/// Clock ticks per second of `/proc/stat` times (`USER_HZ`): 100 on every Linux target of this
+/// tool, fixed by the kernel's user-space ABI.
+const TICKS_PER_SEC: u64 = 100;
+
+/// Pinned_cpu is the one CPU a process may run on (`taskset -c N`), if it is pinned to one.
+pub fn pinned_cpu(pid: u32) -> anyhow::Result<Option<usize>> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    Ok(status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .and_then(|list| list.trim().parse().ok()))
+}
+
+/// Cpu_busy is how long one CPU has been busy (anything but idle and I/O wait), from `/proc/stat`.
+pub fn cpu_busy(cpu: usize) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    parse_cpu_busy_ticks(&stat, cpu)
+        .map(|ticks| Duration::from_millis(ticks * 1000 / TICKS_PER_SEC))
+        .with_context(|| format!("no line for cpu{cpu} in /proc/stat"))
+}
+
+fn parse_cpu_busy_ticks(stat: &str, cpu: usize) -> Option<u64> {
+    let label = format!("cpu{cpu}");
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&label))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest times are already in user).
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| ticks.get(i))
+        .sum();
+    Some(busy)
+}
+
 /// Rss_kib is a process's resident set size in KiB.
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/status");
@@ -68,6 +108,16 @@ mod tests {
             Some((8_056_075_509, 3_900_575_066))
         );
         assert_eq!(parse_schedstat("12"), None);
+    }
+
+    #[test]
+    fn reads_a_cpus_busy_ticks_and_this_process_pinning() {
+        let stat =
+            "cpu  9 9 9 9 9 9 9 9 0 0\ncpu0 1 2 3 100 7 4 5 6 0 0\ncpu1 10 0 0 0 0 0 0 0 0 0\n";
+        assert_eq!(parse_cpu_busy_ticks(stat, 0), Some(21));
+        assert_eq!(parse_cpu_busy_ticks(stat, 1), Some(10));
+        assert_eq!(parse_cpu_busy_ticks(stat, 2), None);
+        assert!(pinned_cpu(std::process::id()).is_ok());
     }
 
     #[test]

@@ -130,6 +130,12 @@ pub struct CpuUse {
     pub server_waiting: Option<f64>,
     /// The same for this tool's threads.
     pub client_waiting: Option<f64>,
+    /// When the server is pinned to one CPU: how busy that CPU was with anything but the server
+    /// (other processes, and interrupt work not charged to the server). High values mean the run
+    /// was disturbed; `scripts/bench.sh` repeats such runs.
+    pub server_core_others: Option<f64>,
+    /// The same for this tool's CPU.
+    pub client_core_others: Option<f64>,
     /// The window's length in seconds: from just before the first publish to the end of the
     /// drain (or the hold, when nothing is published).
     pub window_s: f64,
