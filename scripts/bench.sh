@@ -10,6 +10,8 @@
 #   --scenarios  which scenarios to run (default: all)
 #   --no-nchan   measure sse-gateway only
 #   --no-write   leave docs/benchmarks.md alone (results are still kept as JSON)
+#   --into DIR   add the runs to an earlier results directory (e.g. to redo one scenario) and
+#                make the table from all of its runs
 #
 # Environment: SERVER_CPU (default 0) and CLIENT_CPU (default 1) are the cores for the server and
 # the load tool; GW_PORT, NCHAN_PORT; AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f);
@@ -34,6 +36,7 @@ RUNS=3
 SCENARIOS="1 2 3 4 5 6"
 WITH_NCHAN=1
 WRITE=1
+INTO=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --quick) QUICK=1 ;;
@@ -41,7 +44,8 @@ while [[ $# -gt 0 ]]; do
         --scenarios) SCENARIOS=$2; shift ;;
         --no-nchan) WITH_NCHAN=0 ;;
         --no-write) WRITE=0 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --into) INTO=$2; shift ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -68,7 +72,8 @@ fi
 
 log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
 
-OUT=$ROOT/target/bench-results/$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${INTO:-$ROOT/target/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
+OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)
 WORK=$(mktemp -d)
 mkdir -p "$OUT"
 SERVER_PID=""
@@ -296,6 +301,8 @@ scenario_6() {
     # Each gateway run gets queues of its own that the broker drops soon after, so that nothing
     # left in one run's queue reaches the next. The HTTP run is the gateway without a broker.
     local amqp_args=(--amqp-url "$AMQP_URL" --queue-expires 30s)
+    # The broker runs unpinned on both cores: here, other work on the cores is part of the path.
+    local DISTURBED_RETRIES=0
     for run in $(seq "$RUNS"); do
         if gateway_has_amqp; then
             START=(start_gateway "${amqp_args[@]}" --instance-id "sse-bench-$$-$run-burst")
