@@ -166,6 +166,19 @@ def table(results, sizes):
                       ratio(gp, cp, False), "< 10 ms"]))
     lines.append(row(["3", "", "missing / repeated (worst run)", loss(g["3"]) or "–",
                       loss(c["3"]) or "–", "", "0 / 0"]))
+    pb = runs(results, 3, "gateway-publish-bind")
+    if pb:
+        bv = med(pb, lambda r: r["delivered_per_sec"])
+        bp = med(pb, lambda r: r["publish_latency_ms"]["p99"])
+        lines.append(row(["3", "same, gateway with `--publish-bind` (publishers on a listener "
+                          "and worker of their own)", "delivered events/s", fmt(bv), fmt(cv),
+                          ratio(bv, cv, True), "≥ 1.4×"]))
+        lines.append(row(["3", "", "POST publish p99 (ms)", fmt(bp, 2), fmt(cp, 2),
+                          ratio(bp, cp, False), "< 10 ms"]))
+        lines.append(row(["3", "", "p99 delivery latency (ms)", fmt(p99(pb), 2),
+                          fmt(p99(c["3"]), 2), ratio(p99(pb), p99(c["3"]), False), ""]))
+        lines.append(row(["3", "", "missing / repeated (worst run)", loss(pb) or "–", "", "",
+                          "0 / 0"]))
     for ch in ("general", "cats"):
         lines += latency_rows("4", f"cyclone layout: {s['s4']} subscribers on general + 1 of 4, "
                               f"{s['s4e']} events each to general and cats at 10/s"

@@ -55,6 +55,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 GW_PORT=${GW_PORT:-28080}
 NCHAN_PORT=${NCHAN_PORT:-28081}
+GW_PUBLISH_PORT=${GW_PUBLISH_PORT:-28082}
 AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 GATEWAY=${GATEWAY_BIN:-$ROOT/target/release/sse-gateway}
@@ -254,6 +255,19 @@ attempt() {
     done
 }
 
+# Measure_publish_bind SCENARIO ARGS... runs the scenario against a gateway that serves
+# publishers on a second listener with a worker of its own (--publish-bind), when it has one.
+measure_publish_bind() {
+    local scenario=$1
+    shift
+    "$GATEWAY" --help | grep -q -- '--publish-bind' || return 0
+    for run in $(seq "$RUNS"); do
+        START=(start_gateway --publish-bind "127.0.0.1:$GW_PUBLISH_PORT")
+        attempt "s$scenario-gateway-publish-bind-$run" gateway \
+            --publish-server "127.0.0.1:$GW_PUBLISH_PORT" "$@"
+    done
+}
+
 # Measure SCENARIO ARGS... runs the scenario $RUNS times against each server, alternating.
 measure() {
     local scenario=$1
@@ -339,7 +353,9 @@ main() {
             1) measure 1 --subscribers "$S1" --events "$S1E" --rate 100 ;;
             2) measure 2 --subscribers "$S2" --events "$S2E" --rate 5 ;;
             3) measure 3 --subscribers "$S3" --events "$S3E" --in-flight 8 --drain-timeout 120 \
-                --max-run 240 ;;
+                --max-run 240
+               measure_publish_bind 3 --subscribers "$S3" --events "$S3E" --in-flight 8 \
+                --drain-timeout 120 --max-run 240 ;;
             4) measure 4 --subscribers "$S4" --channel general --rotate cats,dogs,extras,base \
                 --publish-channel general,cats --events "$S4E" --rate 10 ;;
             5) measure 5 --subscribers "$S5" --events 0 --hold "$HOLD" --connect-concurrency 500 ;;
