@@ -364,12 +364,14 @@ main() {
         esac
     done
 
-    MACHINE="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), \
-    $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r), open-file limit $(ulimit -Hn); \
-    sse-gateway $GATEWAY_REV"
+    local cpu mem nchan_version
+    cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
+    mem=$(free -g | awk '/^Mem:/ {print $2}')
+    MACHINE="$(nproc) CPUs ($cpu), $mem GiB, Linux $(uname -r), open-file limit $(ulimit -Hn)"
+    MACHINE="$MACHINE; sse-gateway $GATEWAY_REV"
     if [[ $WITH_NCHAN == 1 ]]; then
-        MACHINE="$MACHINE; $(nginx -v 2>&1 | cut -d: -f2 | xargs) with nchan \
-    $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
+        nchan_version=$(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')
+        MACHINE="$MACHINE; $(nginx -v 2>&1 | cut -d: -f2 | xargs) with nchan $nchan_version"
     else
         MACHINE="$MACHINE; nchan not installed, skipped"
     fi
