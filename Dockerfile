@@ -3,6 +3,8 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The load tool is a workspace member: cargo needs its manifest even to build the gateway alone.
+COPY bench ./bench
 RUN cargo build --release --locked --bin sse-gateway
 
 FROM debian:bookworm-slim
