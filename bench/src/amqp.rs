@@ -7,12 +7,14 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::watch;
+
+use sse_gateway::amqp::topology::declare_exchange;
 
 use crate::payload::now_ns;
 use crate::progress::Progress;
@@ -83,35 +85,13 @@ impl AmqpPublisher {
 /// Ensure_exchange checks that the topic exchange exists (as the gateway declared it), and
 /// declares it durable when it does not.
 async fn ensure_exchange(connection: &Connection, exchange: &str) -> anyhow::Result<()> {
-    let passive = ExchangeDeclareOptions {
-        passive: true,
-        ..ExchangeDeclareOptions::default()
-    };
+    // A failed passive declare closes its channel, so each attempt gets a fresh one.
     let probe = connection.create_channel().await?;
-    let exists = probe
-        .exchange_declare(
-            exchange.into(),
-            ExchangeKind::Topic,
-            passive,
-            FieldTable::default(),
-        )
-        .await
-        .is_ok();
-    if exists {
+    if declare_exchange(&probe, exchange, true).await.is_ok() {
         return Ok(());
     }
     let channel = connection.create_channel().await?;
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    channel
-        .exchange_declare(
-            exchange.into(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
+    declare_exchange(&channel, exchange, false)
         .await
         .with_context(|| format!("declaring exchange {exchange}"))
 }

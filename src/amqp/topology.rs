@@ -48,15 +48,13 @@ pub fn bindings(instance_id: &str, channels: &[ChannelSpec]) -> Vec<Binding> {
         .collect()
 }
 
-/// Declare makes sure the exchange (durable topic, or checked only when `passive`) and every
-/// queue and binding exist. Queues are durable, so RabbitMQ 4 accepts them and they outlive a
-/// broker restart, and expire after `expires` without a consumer, when an instance is gone.
-pub async fn declare(
+/// Declare_exchange makes sure the topic exchange exists: declared durable, or, when
+/// `passive`, only checked (for brokers whose definitions own it). Producers declare it the
+/// same way, so whichever side starts first, both agree on its kind.
+pub async fn declare_exchange(
     channel: &Channel,
     exchange: &str,
     passive: bool,
-    expires: Duration,
-    bindings: &[Binding],
 ) -> lapin::Result<()> {
     let options = ExchangeDeclareOptions {
         passive,
@@ -70,7 +68,20 @@ pub async fn declare(
             options,
             FieldTable::default(),
         )
-        .await?;
+        .await
+}
+
+/// Declare makes sure the exchange (durable topic, or checked only when `passive`) and every
+/// queue and binding exist. Queues are durable, so RabbitMQ 4 accepts them and they outlive a
+/// broker restart, and expire after `expires` without a consumer, when an instance is gone.
+pub async fn declare(
+    channel: &Channel,
+    exchange: &str,
+    passive: bool,
+    expires: Duration,
+    bindings: &[Binding],
+) -> lapin::Result<()> {
+    declare_exchange(channel, exchange, passive).await?;
     let mut arguments = FieldTable::default();
     let expires_ms = i64::try_from(expires.as_millis())
         .unwrap_or(i64::MAX)
