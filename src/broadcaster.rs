@@ -35,10 +35,12 @@ pub(crate) enum Command {
         bytes: Bytes,
         reply: oneshot::Sender<Delivery>,
     },
-    /// Add a subscriber for live frames and reply with the history as it is at that moment.
+    /// Add a subscriber for live frames and reply with the history as it is at that moment
+    /// (empty when the subscriber starts live and does not need it).
     Subscribe {
         subscriber: u64,
         outbox: Arc<Outbox>,
+        with_history: bool,
         reply: oneshot::Sender<Vec<Arc<Frame>>>,
     },
     /// Remove a subscriber.
@@ -153,13 +155,19 @@ impl Broadcaster {
             Command::Subscribe {
                 subscriber,
                 outbox,
+                with_history,
                 reply,
             } => {
                 self.subscribers.insert(subscriber, outbox);
                 self.counters
                     .subscribers
                     .store(self.subscribers.len(), Ordering::Relaxed);
-                let _ = reply.send(self.history.snapshot());
+                let history = if with_history {
+                    self.history.snapshot()
+                } else {
+                    Vec::new()
+                };
+                let _ = reply.send(history);
             }
             Command::Unsubscribe { subscriber } => {
                 self.subscribers.swap_remove(&subscriber);

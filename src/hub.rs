@@ -263,6 +263,9 @@ impl Hub {
             self.check_channel(name)?;
         }
         let mut subscription = Subscription::open(&self.shared, channels)?;
+        // A live subscriber needs no history: the broadcasters, which also fan out, then do not
+        // copy theirs for it (a reconnect storm is thousands of subscriptions at once).
+        let with_history = resume != Resume::Live;
         let mut history = Vec::new();
         for name in channels {
             let commands = self.channel(name)?;
@@ -270,6 +273,7 @@ impl Hub {
             let command = Command::Subscribe {
                 subscriber: subscription.id,
                 outbox: Arc::clone(&subscription.outbox),
+                with_history,
                 reply,
             };
             commands.send(command).map_err(|_| HubError::ShuttingDown)?;
