@@ -199,11 +199,6 @@ impl Hub {
         }
     }
 
-    /// Shared_counters are the running totals, for the subscriber bodies that add to them.
-    pub(crate) fn shared_counters(subscription: &Subscription) -> &HubCounters {
-        &subscription.shared.counters
-    }
-
     /// Settings are the limits the hub was made with.
     pub fn settings(&self) -> &HubSettings {
         &self.shared.settings
@@ -431,14 +426,9 @@ impl Subscription {
         })
     }
 
-    /// Backlog_len is how many events the subscriber gets before live ones.
-    pub fn backlog_len(&self) -> usize {
-        self.backlog.len()
-    }
-
-    /// Has_gap tells whether the subscriber's `Last-Event-ID` was not retained.
-    pub fn has_gap(&self) -> bool {
-        self.gap.is_some()
+    /// Counters are the hub's running totals, for the subscriber body that adds to them.
+    pub(crate) fn counters(&self) -> &HubCounters {
+        &self.shared.counters
     }
 
     /// Ended records why the stream ended (the broadcaster already counted it).

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::history::Frame;
-use crate::hub::{Hub, Subscription};
+use crate::hub::Subscription;
 
 /// Why an outbox was closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,8 +215,8 @@ impl Stream for SseBody {
         let this = self.get_mut();
         let polled = this.poll_chunk(cx);
         if let Poll::Ready(Some(Ok(chunk))) = &polled {
-            let counters = Hub::shared_counters(&this.subscription);
-            counters
+            this.subscription
+                .counters()
                 .bytes_written
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
@@ -228,30 +228,29 @@ impl SseBody {
     /// Poll_chunk yields the next chunk to write: the opening, pending frames, the farewell
     /// `retry:`, or a heartbeat.
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
-        let this = self;
-        if this.finished {
+        if self.finished {
             return Poll::Ready(None);
         }
-        if let Some(opening) = this.opening.take() {
+        if let Some(opening) = self.opening.take() {
             return Poll::Ready(Some(Ok(opening)));
         }
-        match this.subscription.outbox.poll_batch(cx, &mut this.batch) {
+        match self.subscription.outbox.poll_batch(cx, &mut self.batch) {
             Poll::Ready(Ok(())) => {
-                this.wrote_since_heartbeat = true;
-                return Poll::Ready(Some(Ok(coalesce(&mut this.batch))));
+                self.wrote_since_heartbeat = true;
+                return Poll::Ready(Some(Ok(coalesce(&mut self.batch))));
             }
             Poll::Ready(Err(reason)) => {
-                this.finished = true;
-                this.subscription.ended(reason);
+                self.finished = true;
+                self.subscription.ended(reason);
                 return match reason {
-                    CloseReason::Shutdown => Poll::Ready(Some(Ok(this.farewell()))),
+                    CloseReason::Shutdown => Poll::Ready(Some(Ok(self.farewell()))),
                     CloseReason::Lagged => Poll::Ready(None),
                 };
             }
             Poll::Pending => {}
         }
-        while this.heartbeat.poll_tick(cx).is_ready() {
-            if !std::mem::replace(&mut this.wrote_since_heartbeat, false) {
+        while self.heartbeat.poll_tick(cx).is_ready() {
+            if !std::mem::replace(&mut self.wrote_since_heartbeat, false) {
                 return Poll::Ready(Some(Ok(Bytes::from_static(HEARTBEAT))));
             }
         }

@@ -4,7 +4,7 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
-use super::{json_error, urlencoded, AppState, NotUtf8};
+use super::{hub_status, json_error, urlencoded, AppState, NotUtf8};
 use crate::channel::{ChannelName, ChannelNameError};
 use crate::event::MAX_EVENT_ID_LEN;
 use crate::hub::{HubError, Resume};
@@ -42,17 +42,6 @@ impl ResponseError for SubscribeError {
 
     fn error_response(&self) -> HttpResponse {
         json_error(self.status_code(), &self.to_string())
-    }
-}
-
-/// Hub_status maps a hub refusal to its HTTP status.
-pub(crate) fn hub_status(error: &HubError) -> StatusCode {
-    match error {
-        HubError::UnknownChannel(_) => StatusCode::NOT_FOUND,
-        HubError::NoChannel | HubError::TooManyChannelsPerConnection(_) => StatusCode::BAD_REQUEST,
-        HubError::TooManyChannels(_) | HubError::TooManyConnections(_) | HubError::ShuttingDown => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
     }
 }
 

@@ -19,6 +19,7 @@ use crate::amqp::{AmqpPublisher, AmqpStatus};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::subscriber::BodySettings;
+pub(crate) use error::hub_status;
 pub use error::json_error;
 pub use publish::PublishSettings;
 pub(crate) use request_log::log_requests;

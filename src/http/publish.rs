@@ -7,12 +7,11 @@ use futures_core::Stream;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::{json_error, urlencoded, AppState};
+use super::{hub_status, json_error, urlencoded, AppState};
 use crate::amqp::AmqpPublishError;
 use crate::channel::{ChannelName, ChannelNameError};
 use crate::config::Secret;
 use crate::event::{Event, EventFieldError};
-use crate::http::events::hub_status;
 use crate::hub::HubError;
 
 /// PublishSettings say who may publish and how large a body may be.
