@@ -568,32 +568,32 @@ mod tests {
         assert!("bad name".parse::<ChannelSpec>().is_err());
     }
 
-    fn write_config(text: &str) -> tempfile_path::TempPath {
-        tempfile_path::TempPath::with(text)
+    /// TempConfig is a TOML file for one test, removed when dropped.
+    struct TempConfig(std::path::PathBuf);
+
+    impl TempConfig {
+        fn new(text: &str) -> Self {
+            let name = format!("sse-gateway-test-{}.toml", fastrand::u64(..));
+            let path = std::env::temp_dir().join(name);
+            std::fs::write(&path, text).unwrap();
+            Self(path)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
     }
 
-    /// A small stand-in for a temporary file, removed when dropped.
-    mod tempfile_path {
-        pub(super) struct TempPath(pub(super) std::path::PathBuf);
-        impl TempPath {
-            pub(super) fn with(text: &str) -> Self {
-                let path = std::env::temp_dir()
-                    .join(format!("sse-gateway-test-{}.toml", fastrand::u64(..)));
-                std::fs::write(&path, text).unwrap();
-                Self(path)
-            }
-        }
-        impl Drop for TempPath {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(&self.0);
-            }
+    impl Drop for TempConfig {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
         }
     }
 
     #[test]
     fn the_config_file_fills_in_what_flags_do_not_set() {
-        let file = write_config("history-size = 5\nchannel = [\"a\", \"b=k.#\"]\nheartbeat = \"2s\"\nexchange-passive = true\n");
-        let path = file.0.to_str().unwrap();
+        let file = TempConfig::new("history-size = 5\nchannel = [\"a\", \"b=k.#\"]\nheartbeat = \"2s\"\nexchange-passive = true\n");
+        let path = file.path();
         let config =
             Config::load_from(["sse-gateway", "--config", path, "--history-size", "7"]).unwrap();
         assert_eq!(config.history_size, 7, "a flag wins over the file");
@@ -610,14 +610,13 @@ mod tests {
 
     #[test]
     fn the_config_file_refuses_unknown_keys_and_bad_values() {
-        let file = write_config("histroy-size = 5\n");
-        let err =
-            Config::load_from(["sse-gateway", "--config", file.0.to_str().unwrap()]).unwrap_err();
+        let file = TempConfig::new("histroy-size = 5\n");
+        let err = Config::load_from(["sse-gateway", "--config", file.path()]).unwrap_err();
         assert!(err.to_string().contains("histroy-size"), "{err}");
-        let file = write_config("history-size = \"many\"\n");
-        assert!(Config::load_from(["sse-gateway", "--config", file.0.to_str().unwrap()]).is_err());
-        let file = write_config("history-size = {a = 1}\n");
-        assert!(Config::load_from(["sse-gateway", "--config", file.0.to_str().unwrap()]).is_err());
+        let file = TempConfig::new("history-size = \"many\"\n");
+        assert!(Config::load_from(["sse-gateway", "--config", file.path()]).is_err());
+        let file = TempConfig::new("history-size = {a = 1}\n");
+        assert!(Config::load_from(["sse-gateway", "--config", file.path()]).is_err());
     }
 
     /// The README's configuration table lists every option with its environment variable and

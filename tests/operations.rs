@@ -47,8 +47,6 @@ async fn metrics_move_with_subscribers_publishes_and_deliveries() {
     let mut big = gw.subscribe("channel=big").await;
     let _big_too = gw.subscribe("channel=big").await;
     let _small = gw.subscribe("channel=small").await;
-    gw.wait_for_stats("three subscribers", |s| s["connections"] == 3)
-        .await;
     gw.publish_ok("big", "1", "hello").await;
     big.next_event().await;
     let _gap = gw.resume("channel=big", "unknown-id").await;
@@ -245,8 +243,6 @@ async fn a_publish_listener_serves_publishers_on_a_worker_of_its_own() {
         .expect("the publish listener's address is logged");
     assert_ne!(publish_addr, gw.addr);
     let mut stream = gw.subscribe("channel=split").await;
-    gw.wait_for_stats("a subscriber", |s| s["connections"] == 1)
-        .await;
     let response = gw
         .http()
         .post(format!("http://{publish_addr}/publish"))

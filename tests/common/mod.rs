@@ -141,7 +141,9 @@ impl Gateway {
         &self.http
     }
 
-    /// Subscribe opens `/events?query` and checks it answered 200.
+    /// Subscribe opens `/events?query` and checks it answered 200. It returns once the
+    /// subscription is registered: the gateway sends the response head only after every
+    /// channel's broadcaster has added the subscriber, so nothing published afterwards is missed.
     pub async fn subscribe(&self, query: &str) -> sse::SseStream {
         sse::SseStream::open(&self.http, &self.url(&format!("/events?{query}")), None).await
     }
