@@ -147,6 +147,8 @@ impl Supervisor {
                     None => return Ok(Ended::Cancelled),
                 },
                 _ = self.stop.changed() => {
+                    // Before cancelling and closing (not after, as `run` does for a lost
+                    // session): an HTTP publish must not be sent on a channel being closed.
                     self.publisher.set_channel(None);
                     self.status.consuming.store(false, Ordering::SeqCst);
                     for tag in tags {

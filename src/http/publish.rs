@@ -199,6 +199,8 @@ pub(crate) async fn publish(
         return Err(PublishError::UnsupportedMediaType);
     };
     let event = request.into_event()?;
+    // Hub::publish checks this too, but with RabbitMQ on the event reaches the hub only through
+    // the broker: a channel this gateway does not serve must be refused here, before sending.
     state.hub.check_channel(&event.channel)?;
     let answer = serde_json::json!({ "id": event.id.as_str(), "channel": event.channel });
     match &state.broker {
