@@ -1,12 +1,20 @@
 //! Wiring: the HTTP server over the hub, and graceful shutdown.
 
 use std::future::Future;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
 use std::time::Duration;
 
+use actix_http::HttpService;
+use actix_server::Server;
+use actix_service::{fn_factory, fn_service, map_config, Service, ServiceFactory};
+use actix_web::dev::AppConfig;
 use actix_web::middleware::{from_fn, Condition, DefaultHeaders};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
+use tokio::net::TcpStream;
 
+use crate::http::event_stream::{self, Opening};
+pub use crate::http::Cors;
 use crate::http::{self, AppState};
 
 /// ServerSettings are the HTTP server's own settings.
@@ -25,41 +33,6 @@ pub struct ServerSettings {
     pub send_buffer: Option<usize>,
     /// Which other origins browsers may call the API from.
     pub cors: Cors,
-}
-
-/// Cors says which web origins may use the API from a browser.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Cors {
-    /// No CORS headers: same-origin pages only.
-    Off,
-    /// Any origin, without credentials (`--cors-origin '*'`).
-    AnyOrigin,
-    /// These origins, with credentials (`EventSource` with `withCredentials`).
-    Origins(Vec<String>),
-}
-
-impl Cors {
-    fn middleware(&self) -> actix_cors::Cors {
-        let cors = actix_cors::Cors::default()
-            .allowed_methods(["GET", "POST"])
-            .allowed_headers([
-                "authorization",
-                "content-type",
-                "last-event-id",
-                "x-request-id",
-            ])
-            .expose_headers(["x-request-id"])
-            .block_on_origin_mismatch(false)
-            .max_age(3600);
-        match self {
-            Cors::Off => cors,
-            Cors::AnyOrigin => cors.allow_any_origin().send_wildcard(),
-            Cors::Origins(origins) => origins
-                .iter()
-                .fold(cors, |cors, origin| cors.allowed_origin(origin))
-                .supports_credentials(),
-        }
-    }
 }
 
 /// Run serves `state` on `listener` (and on `publish_listener`, when given, with a worker of its
@@ -101,33 +74,85 @@ pub async fn run(
     }
 }
 
-/// Serve starts one HTTP server with every route on `listener`.
+/// Serve starts one server on `listener`: each connection is first offered to the bare
+/// event-stream path (a subscriber), and otherwise served by actix-web with every route.
 fn serve(
     data: &web::Data<AppState>,
     settings: &ServerSettings,
     listener: TcpListener,
     workers: Option<usize>,
-) -> std::io::Result<actix_web::dev::Server> {
-    let (data, cors) = (data.clone(), settings.cors.clone());
-    let (write_timeout, send_buffer) = (settings.write_timeout, settings.send_buffer);
-    let mut server = HttpServer::new(move || {
-        App::new()
+) -> std::io::Result<Server> {
+    let addr = listener.local_addr()?;
+    let mut server = Server::build()
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1));
+    if let Some(workers) = workers {
+        server = server.workers(workers.max(1));
+    }
+    let (data, settings) = (data.clone(), settings.clone());
+    let server = server.listen("sse-gateway", listener, move || {
+        let (data, settings) = (data.clone(), settings.clone());
+        let cors = settings.cors.clone();
+        let app = App::new()
             .app_data(data.clone())
             .wrap(Condition::new(cors != Cors::Off, cors.middleware()))
             .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
             .wrap(from_fn(http::log_requests))
-            .configure(http::routes)
-    })
-    .on_connect(move |connection, _| tune_socket(connection, write_timeout, send_buffer))
-    .client_request_timeout(settings.request_timeout)
-    .disable_signals()
-    // A subscriber that closes its side has left: end its stream now, not at the next write.
-    .h1_allow_half_closed(false)
-    .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1));
-    if let Some(workers) = workers {
-        server = server.workers(workers.max(1));
+            .configure(http::routes);
+        let h1 = HttpService::build()
+            .client_request_timeout(settings.request_timeout)
+            .client_disconnect_timeout(Duration::from_secs(1))
+            // A subscriber that closes its side has left: end its stream now, not at the next
+            // write.
+            .h1_allow_half_closed(false)
+            .local_addr(addr)
+            // The host and address are only used to build URLs, which the gateway never does.
+            .h1(map_config(app, |_| AppConfig::default()));
+        let data = data.clone();
+        fn_factory(move || {
+            let h1 = h1.new_service(());
+            let (data, settings) = (data.clone(), Rc::new(settings.clone()));
+            async move {
+                let h1 = Rc::new(h1.await?);
+                Ok::<_, ()>(fn_service(move |io: TcpStream| {
+                    connection(io, Rc::clone(&h1), data.clone(), Rc::clone(&settings))
+                }))
+            }
+        })
+    })?;
+    Ok(server.run())
+}
+
+/// Connection serves one accepted connection: as an event stream when its first request is a
+/// subscription the bare path takes, else through actix-web.
+async fn connection<H>(
+    io: TcpStream,
+    h1: Rc<H>,
+    data: web::Data<AppState>,
+    settings: Rc<ServerSettings>,
+) -> Result<(), ()>
+where
+    H: Service<(TcpStream, Option<SocketAddr>), Response = ()>,
+{
+    tune_socket(&io, settings.write_timeout, settings.send_buffer);
+    // Boxed, like the dispatcher below: a task is as large as the largest state of its future,
+    // and a subscriber's task lives long after its opening.
+    let opening = Box::pin(event_stream::open(
+        &io,
+        &data,
+        &settings.cors,
+        settings.request_timeout,
+    ))
+    .await;
+    match opening {
+        Opening::Stream(mut stream) => stream.run(io).await,
+        Opening::Http => {
+            let peer = io.peer_addr().ok();
+            let _ = Box::pin(h1.call((io, peer))).await;
+        }
+        Opening::Gone => {}
     }
-    Ok(server.listen(listener)?.run())
+    Ok(())
 }
 
 /// Tune_socket sets a new connection's write timeout and, when configured, its send buffer.
@@ -137,14 +162,7 @@ fn serve(
 /// receive window at zero (a client that never reads; Linux 5.11 and later). The HTTP server
 /// alone would keep such a connection forever, since it stops polling the response while the
 /// socket is full.
-fn tune_socket(
-    connection: &dyn std::any::Any,
-    write_timeout: Duration,
-    send_buffer: Option<usize>,
-) {
-    let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
-        return;
-    };
+fn tune_socket(stream: &TcpStream, write_timeout: Duration, send_buffer: Option<usize>) {
     let socket = socket2::SockRef::from(stream);
     if let Err(error) = socket.set_tcp_user_timeout(Some(write_timeout)) {
         tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT");

@@ -186,6 +186,21 @@ impl SseBody {
         }
     }
 
+    /// Take_opening takes the opening bytes (`retry:`, comment, gap, backlog) to be written
+    /// ahead of the stream, by a writer that sends them with the response head.
+    pub fn take_opening(&mut self) -> Bytes {
+        let opening = self.opening.take().unwrap_or_default();
+        self.count_written(opening.len());
+        opening
+    }
+
+    fn count_written(&self, bytes: usize) {
+        self.subscription
+            .counters()
+            .bytes_written
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
     fn farewell(&self) -> Bytes {
         let spread = self.settings.shutdown_retry_spread.as_millis() as u64;
         let delay = self.settings.retry.as_millis() as u64 + fastrand::u64(0..=spread);
@@ -215,10 +230,7 @@ impl Stream for SseBody {
         let this = self.get_mut();
         let polled = this.poll_chunk(cx);
         if let Poll::Ready(Some(Ok(chunk))) = &polled {
-            this.subscription
-                .counters()
-                .bytes_written
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            this.count_written(chunk.len());
         }
         polled
     }

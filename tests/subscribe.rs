@@ -144,3 +144,69 @@ async fn health_and_readiness_answer_while_serving() {
     let (status, body) = gw.get("/nowhere").await;
     assert_eq!((status, body["error"].is_string()), (404, true));
 }
+
+/// A subscription is answered outside actix-web's dispatcher when its request head arrives
+/// whole (the common case), and by actix-web otherwise (here: a head longer than the bare path
+/// peeks at). Both must look the same to a browser: status, stream headers, CORS and request id.
+#[tokio::test]
+async fn a_subscription_is_answered_alike_by_the_bare_path_and_by_actix_web() {
+    let long_cookie = format!("c={}", "x".repeat(9 * 1024));
+    // Each request on a new connection: a connection that served another request first stays
+    // with actix-web.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    for cors in [
+        &[][..],
+        &["--cors-origin", "*"],
+        &["--cors-origin", "https://app.example"],
+    ] {
+        let gw = Gateway::start(cors).await;
+        let answer = |origin: &'static str, cookie: Option<String>| {
+            let mut request = http
+                .get(gw.url("/events?channel=alike"))
+                .header("x-request-id", "req-1")
+                .header("origin", origin);
+            if let Some(cookie) = cookie {
+                request = request.header("cookie", cookie);
+            }
+            request.send()
+        };
+        for origin in ["https://app.example", "https://other.example"] {
+            let bare = answer(origin, None).await.unwrap();
+            let actix = answer(origin, Some(long_cookie.clone())).await.unwrap();
+            assert!(
+                bare.headers().get("transfer-encoding").is_none(),
+                "the bare path delimits the body by closing"
+            );
+            assert_eq!(actix.headers()["transfer-encoding"], "chunked");
+            assert_eq!(bare.status(), 200);
+            assert_eq!(actix.status(), 200);
+            for name in [
+                "content-type",
+                "cache-control",
+                "x-accel-buffering",
+                "x-content-type-options",
+                "x-request-id",
+                "connection",
+                "access-control-allow-origin",
+                "access-control-allow-credentials",
+                "access-control-expose-headers",
+                "vary",
+            ] {
+                assert_eq!(
+                    bare.headers().get(name),
+                    actix.headers().get(name),
+                    "{name} with {cors:?} and origin {origin}"
+                );
+            }
+            let (mut bare, mut actix) = (bare, actix);
+            assert_eq!(
+                bare.chunk().await.unwrap(),
+                actix.chunk().await.unwrap(),
+                "the stream opens with the same bytes"
+            );
+        }
+    }
+}

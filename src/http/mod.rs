@@ -3,8 +3,10 @@
 //! Each handler decodes and checks its input at the edge, calls the hub, and maps the hub's
 //! answer to a status code; every error is a JSON body `{"error": "..."}` that names the problem.
 
+mod cors;
 mod demo;
 mod error;
+pub(crate) mod event_stream;
 pub mod events;
 mod observe;
 pub mod publish;
@@ -19,6 +21,7 @@ use crate::amqp::{AmqpPublisher, AmqpStatus};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::subscriber::BodySettings;
+pub use cors::Cors;
 pub(crate) use error::hub_status;
 pub use error::json_error;
 pub use publish::PublishSettings;
