@@ -124,9 +124,10 @@ pub struct Config {
     #[arg(long, env = "SSE_GATEWAY_WORKERS")]
     pub workers: Option<usize>,
 
-    /// Threads running the channels' broadcasters.
-    #[arg(long, env = "SSE_GATEWAY_HUB_THREADS", default_value_t = 1)]
-    pub hub_threads: usize,
+    /// Threads running the channels' broadcasters and writing the event streams. Default: one
+    /// per core.
+    #[arg(long, env = "SSE_GATEWAY_HUB_THREADS")]
+    pub hub_threads: Option<usize>,
 
     /// Random extra delay, at most this, added to the final `retry:` sent at shutdown.
     #[arg(long, env = "SSE_GATEWAY_SHUTDOWN_RETRY_SPREAD", default_value = DEFAULT_SHUTDOWN_RETRY_SPREAD, value_parser = humantime::parse_duration)]

@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     let open_files =
         rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
     let hub_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.hub_threads.max(1))
+        .worker_threads(config.hub_threads.unwrap_or_else(cores).max(1))
         .thread_name("sse-hub")
         .enable_all()
         .build()
@@ -64,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         write_timeout: config.write_timeout,
         send_buffer: config.send_buffer,
         cors: config.cors(),
+        streams: hub_runtime.handle().clone(),
     };
 
     let listener =
@@ -109,6 +110,11 @@ fn main() -> anyhow::Result<()> {
     hub_runtime.shutdown_timeout(Duration::from_secs(5));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Cores is how many cores this process may run on (its CPU affinity, not the machine's size).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Init_logs writes logs to stderr, as text or JSON lines, filtered by `RUST_LOG` (default: info).

@@ -12,6 +12,7 @@ use actix_web::dev::AppConfig;
 use actix_web::middleware::{from_fn, Condition, DefaultHeaders};
 use actix_web::{web, App};
 use tokio::net::TcpStream;
+use tokio_util::task::TaskTracker;
 
 use crate::http::event_stream::{self, Opening};
 pub use crate::http::Cors;
@@ -33,6 +34,10 @@ pub struct ServerSettings {
     pub send_buffer: Option<usize>,
     /// Which other origins browsers may call the API from.
     pub cors: Cors,
+    /// The runtime that writes event streams served on the bare connection: the hub's, so a
+    /// broadcaster wakes a writer on its own runtime (a wake across runtimes costs a system
+    /// call), and the HTTP workers stay free to answer publishes at once.
+    pub streams: tokio::runtime::Handle,
 }
 
 /// Run serves `state` on `listener` (and on `publish_listener`, when given, with a worker of its
@@ -47,11 +52,12 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let hub = state.hub.clone();
     let data = web::Data::new(state);
-    let main = serve(&data, &settings, listener, settings.workers)?;
+    let streams = TaskTracker::new();
+    let main = serve(&data, &settings, &streams, listener, settings.workers)?;
     // Publishers get a worker of their own: on the main workers, a publish's answer would wait
     // behind the writes to every subscriber that the publish itself woke.
     let publish = match publish_listener {
-        Some(listener) => Some(serve(&data, &settings, listener, Some(1))?),
+        Some(listener) => Some(serve(&data, &settings, &streams, listener, Some(1))?),
         None => None,
     };
     let handles: Vec<_> = std::iter::once(main.handle())
@@ -65,13 +71,25 @@ pub async fn run(
             handle.stop(true).await;
         }
     });
-    match publish {
+    let served = match publish {
         Some(publish) => {
             let (main, publish) = futures_util::future::join(main, publish).await;
             main.and(publish)
         }
         None => main.await,
+    };
+    // The streams were closed with the hub; let them write their final `retry:`.
+    streams.close();
+    if tokio::time::timeout(settings.shutdown_timeout, streams.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = streams.len(),
+            "event streams still open at the shutdown timeout"
+        );
     }
+    served
 }
 
 /// Serve starts one server on `listener`: each connection is first offered to the bare
@@ -79,6 +97,7 @@ pub async fn run(
 fn serve(
     data: &web::Data<AppState>,
     settings: &ServerSettings,
+    streams: &TaskTracker,
     listener: TcpListener,
     workers: Option<usize>,
 ) -> std::io::Result<Server> {
@@ -89,7 +108,7 @@ fn serve(
     if let Some(workers) = workers {
         server = server.workers(workers.max(1));
     }
-    let (data, settings) = (data.clone(), settings.clone());
+    let (data, settings, streams) = (data.clone(), settings.clone(), streams.clone());
     let server = server.listen("sse-gateway", listener, move || {
         let (data, settings) = (data.clone(), settings.clone());
         let cors = settings.cors.clone();
@@ -108,14 +127,16 @@ fn serve(
             .local_addr(addr)
             // The host and address are only used to build URLs, which the gateway never does.
             .h1(map_config(app, |_| AppConfig::default()));
-        let data = data.clone();
+        let (data, streams) = (data.clone(), streams.clone());
         fn_factory(move || {
             let h1 = h1.new_service(());
             let (data, settings) = (data.clone(), Rc::new(settings.clone()));
+            let streams = streams.clone();
             async move {
                 let h1 = Rc::new(h1.await?);
                 Ok::<_, ()>(fn_service(move |io: TcpStream| {
-                    connection(io, Rc::clone(&h1), data.clone(), Rc::clone(&settings))
+                    let shared = (data.clone(), Rc::clone(&settings), streams.clone());
+                    connection(io, Rc::clone(&h1), shared)
                 }))
             }
         })
@@ -123,13 +144,13 @@ fn serve(
     Ok(server.run())
 }
 
-/// Connection serves one accepted connection: as an event stream when its first request is a
-/// subscription the bare path takes, else through actix-web.
+/// Connection serves one accepted connection: as an event stream, handed to the streams'
+/// runtime, when its first request is a subscription the bare path takes; else through
+/// actix-web on this worker.
 async fn connection<H>(
     io: TcpStream,
     h1: Rc<H>,
-    data: web::Data<AppState>,
-    settings: Rc<ServerSettings>,
+    (data, settings, streams): (web::Data<AppState>, Rc<ServerSettings>, TaskTracker),
 ) -> Result<(), ()>
 where
     H: Service<(TcpStream, Option<SocketAddr>), Response = ()>,
@@ -145,7 +166,20 @@ where
     ))
     .await;
     match opening {
-        Opening::Stream(mut stream) => stream.run(io).await,
+        Opening::Stream(mut stream) => match io.into_std() {
+            Ok(io) => {
+                streams.spawn_on(
+                    async move {
+                        match TcpStream::from_std(io) {
+                            Ok(io) => stream.run(io).await,
+                            Err(error) => tracing::warn!(%error, "cannot move an event stream"),
+                        }
+                    },
+                    &settings.streams,
+                );
+            }
+            Err(error) => tracing::warn!(%error, "cannot move an event stream"),
+        },
         Opening::Http => {
             let peer = io.peer_addr().ok();
             let _ = Box::pin(h1.call((io, peer))).await;
