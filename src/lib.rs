@@ -8,7 +8,8 @@
 //! - [`broadcaster`]: each channel's owner task, its [`history`] and fan-out (where a slow
 //!   subscriber is dropped);
 //! - [`subscriber`]: a subscriber's bounded outbox and its `text/event-stream` body;
-//! - [`http`]: the thin actix-web adapter; [`server`]: wiring and shutdown.
+//! - [`http`]: the thin HTTP adapter (actix-web, and event streams served on the bare
+//!   connection); [`server`]: wiring and shutdown.
 #![deny(unsafe_code)]
 #![warn(
     unreachable_pub,

@@ -1,4 +1,5 @@
-//! The HTTP adapter: thin actix-web handlers over the [`Hub`].
+//! The HTTP adapter: thin actix-web handlers over the [`Hub`], and the event streams served on
+//! the bare connection ([`event_stream`]).
 //!
 //! Each handler decodes and checks its input at the edge, calls the hub, and maps the hub's
 //! answer to a status code; every error is a JSON body `{"error": "..."}` that names the problem.
