@@ -1,9 +1,15 @@
-//! A channel's broadcaster: the one task that owns the channel's history and subscriber list.
+//! A channel's broadcaster: the task that fans its events out, and the state it shares with
+//! publishers.
 //!
-//! Every publish, subscribe and unsubscribe of a channel is a [`Command`] to its broadcaster, so
-//! a subscriber joins between two events, never during one: the history snapshot it gets and the
-//! live frames it receives afterwards neither overlap nor leave a hole. Fan-out hands the shared
-//! frame to each outbox without waiting; a subscriber whose outbox is full is dropped here.
+//! A publish is accepted under the `ChannelState` lock, which is held only to check the id,
+//! retain the frame in the history and queue it as a `Command`, so the queue holds frames in
+//! history order; the publisher does not wait for fan-out, except when [`FANOUT_BACKLOG`]
+//! accepted events of the channel still wait for it. The broadcaster handles its commands in
+//! queue order, so a subscriber joins between two events, never during one: the history snapshot
+//! it gets (the frames fanned out before it joined) and the live frames it receives afterwards
+//! neither overlap nor leave a hole. Fan-out gives each frame its hub-wide `seq` and hands
+//! consecutive frames to each outbox at once without waiting; a subscriber whose outbox
+//! overflows is dropped here.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,32 +17,36 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use indexmap::IndexMap;
-use tokio::sync::{mpsc, oneshot};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::channel::ChannelName;
 use crate::event::EventId;
 use crate::history::{Frame, History};
-use crate::hub::Shared;
+use crate::hub::{HubError, HubSettings, Shared};
 use crate::subscriber::{CloseReason, Outbox, Push};
 
+/// How many accepted events of one channel may wait for fan-out before a publisher waits too.
+/// A publish answers once its event is retained, so without a bound a publisher faster than
+/// fan-out (an HTTP client, a broker's backlog) would grow the command queue without limit. At
+/// 1024, as many as a subscriber's outbox holds by default, a burst is accepted at once, and a
+/// channel holds at most 1024 frames (each at most `--max-event-size`) waiting for fan-out.
+pub const FANOUT_BACKLOG: usize = 1024;
 /// How long an idle broadcaster waits before it tries again to retire, when a handle to it was
 /// still out the last time.
 const RETIRE_RECHECK: Duration = Duration::from_secs(1);
-/// How many commands a broadcaster takes per wake-up.
+/// How many commands a broadcaster takes per wake-up; the frames of consecutive publishes among
+/// them are fanned out together, one push per subscriber.
 const COMMAND_BATCH: usize = 64;
 
 /// Command is what a broadcaster is asked to do.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Add an event to the history and fan it out.
-    Publish {
-        id: EventId,
-        bytes: Bytes,
-        reply: oneshot::Sender<Delivery>,
-    },
-    /// Add a subscriber for live frames and reply with the history as it is at that moment
-    /// (empty when the subscriber starts live and does not need it).
+    /// Fan out a frame that is in the history, waiting for fan-out (its `seq` is still 0).
+    Publish(Arc<Frame>),
+    /// Add a subscriber for live frames and reply with the history fanned out so far (empty
+    /// when the subscriber starts live and does not need it).
     Subscribe {
         subscriber: u64,
         outbox: Arc<Outbox>,
@@ -52,18 +62,13 @@ pub(crate) enum Command {
 /// Delivery is what became of a published event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
-    /// It was added to the history and handed to every subscriber.
-    Fanned {
-        /// Its place in the hub's arrival order.
-        seq: u64,
-        /// How many subscribers it was handed to.
-        subscribers: usize,
-    },
+    /// It was added to the history and queued for fan-out to the channel's subscribers.
+    Accepted,
     /// An event with the same id is still in the history (a redelivery): it was dropped.
     Duplicate,
 }
 
-/// ChannelCounters are a channel's figures, written by its broadcaster and read by `/stats`.
+/// ChannelCounters are a channel's figures, read by `/stats`.
 #[derive(Debug, Default)]
 pub(crate) struct ChannelCounters {
     pub(crate) subscribers: AtomicUsize,
@@ -71,13 +76,110 @@ pub(crate) struct ChannelCounters {
     pub(crate) retained: AtomicUsize,
 }
 
-/// Broadcaster owns one channel's state; it runs as its own task until it retires or is closed.
+/// ChannelState is what a channel's publishers share with its broadcaster: the history behind a
+/// short lock, the permits that bound how many accepted events wait for fan-out, and the figures.
+#[derive(Debug)]
+pub(crate) struct ChannelState {
+    pub(crate) counters: ChannelCounters,
+    history: Mutex<History>,
+    /// One permit per accepted event that may wait for fan-out; closed, under the history lock,
+    /// when the channel is closed.
+    fanout: Semaphore,
+}
+
+impl ChannelState {
+    pub(crate) fn new(settings: &HubSettings) -> Self {
+        Self {
+            counters: ChannelCounters::default(),
+            history: Mutex::new(History::new(settings.history_len, settings.history_max_age)),
+            fanout: Semaphore::new(FANOUT_BACKLOG),
+        }
+    }
+
+    /// Accept retains an event and queues it on `commands` for fan-out, unless an event with its
+    /// id is still retained. It waits only while [`FANOUT_BACKLOG`] events wait for fan-out.
+    pub(crate) async fn accept(
+        &self,
+        hub: &Shared,
+        commands: &mpsc::UnboundedSender<Command>,
+        id: EventId,
+        bytes: Bytes,
+    ) -> Result<Delivery, HubError> {
+        let permit = self
+            .fanout
+            .acquire()
+            .await
+            .map_err(|_| HubError::ShuttingDown)?;
+        let mut history = self.history.lock();
+        // Close takes this lock too: an event accepted here is queued before Close.
+        if self.fanout.is_closed() {
+            return Err(HubError::ShuttingDown);
+        }
+        if history.contains(&id) {
+            hub.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            return Ok(Delivery::Duplicate);
+        }
+        let frame = Arc::new(Frame {
+            seq: 0,
+            id,
+            bytes,
+            at: Instant::now(),
+        });
+        // Queued under the lock, so the queue holds frames in history order.
+        commands
+            .send(Command::Publish(Arc::clone(&frame)))
+            .map_err(|_| HubError::ShuttingDown)?;
+        // The broadcaster gives the permit back once it fanned the frame out.
+        permit.forget();
+        history.push(frame);
+        self.counters
+            .retained
+            .store(history.len(), Ordering::Relaxed);
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
+        hub.counters.published.fetch_add(1, Ordering::Relaxed);
+        Ok(Delivery::Accepted)
+    }
+
+    /// Close refuses later publishes, wakes those waiting for a permit, and queues Close behind
+    /// the events already accepted, so those are fanned out first.
+    pub(crate) fn close(&self, commands: &mpsc::UnboundedSender<Command>) {
+        let _history = self.history.lock();
+        self.fanout.close();
+        let _ = commands.send(Command::Close);
+    }
+
+    /// Snapshot is the retained frames that were fanned out, oldest first.
+    fn snapshot(&self) -> Vec<Arc<Frame>> {
+        self.history.lock().snapshot()
+    }
+
+    /// Fanned_out records in the history that the frames `waiting` went out as `sent`.
+    fn fanned_out(&self, waiting: &[Arc<Frame>], sent: &[Arc<Frame>]) {
+        let mut history = self.history.lock();
+        for (waiting, sent) in waiting.iter().zip(sent) {
+            history.fanned_out(waiting, Arc::clone(sent));
+        }
+    }
+
+    /// Evict_expired drops the frames too old at `now`; it returns whether the history is now
+    /// empty, and when its oldest frame expires.
+    fn evict_expired(&self, now: Instant) -> (bool, Option<Instant>) {
+        let mut history = self.history.lock();
+        history.evict_expired(now);
+        self.counters
+            .retained
+            .store(history.len(), Ordering::Relaxed);
+        (history.is_empty(), history.next_expiry())
+    }
+}
+
+/// Broadcaster fans one channel's events out and keeps its subscriber list; it runs as its own
+/// task until it retires or is closed.
 pub(crate) struct Broadcaster {
     name: ChannelName,
     commands: mpsc::UnboundedReceiver<Command>,
-    history: History,
+    state: Arc<ChannelState>,
     subscribers: IndexMap<u64, Arc<Outbox>>,
-    counters: Arc<ChannelCounters>,
     hub: Arc<Shared>,
 }
 
@@ -85,16 +187,14 @@ impl Broadcaster {
     pub(crate) fn new(
         name: ChannelName,
         commands: mpsc::UnboundedReceiver<Command>,
-        counters: Arc<ChannelCounters>,
+        state: Arc<ChannelState>,
         hub: Arc<Shared>,
     ) -> Self {
-        let history = History::new(hub.settings.history_len, hub.settings.history_max_age);
         Self {
             name,
             commands,
-            history,
+            state,
             subscribers: IndexMap::new(),
-            counters,
             hub,
         }
     }
@@ -104,11 +204,15 @@ impl Broadcaster {
     pub(crate) async fn run(mut self) {
         tracing::debug!(channel = %self.name, "channel opened");
         let mut batch = Vec::with_capacity(COMMAND_BATCH);
+        let mut waiting = Vec::with_capacity(COMMAND_BATCH);
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
+        let mut expiry: Option<Instant> = None;
         let mut recheck: Option<Instant> = None;
         loop {
-            let deadline = earliest(self.history.next_expiry(), recheck);
+            // A publish that retains a frame also queues a command, so `expiry` is recomputed
+            // before that frame can be the oldest.
+            let deadline = earliest(expiry, recheck);
             if let Some(deadline) = deadline {
                 if timer.deadline() != deadline {
                     timer.as_mut().reset(deadline);
@@ -120,21 +224,20 @@ impl Broadcaster {
                         break;
                     }
                     for command in batch.drain(..) {
-                        if !self.handle(command) {
+                        if !self.handle(command, &mut waiting) {
                             self.close_all(CloseReason::Shutdown);
                             return;
                         }
                     }
+                    self.fan_out(&mut waiting);
                 }
                 () = timer.as_mut(), if deadline.is_some() => {
                     recheck = None;
                 }
             }
-            self.history.evict_expired(Instant::now());
-            self.counters
-                .retained
-                .store(self.history.len(), Ordering::Relaxed);
-            if self.subscribers.is_empty() && self.history.is_empty() {
+            let (empty, next_expiry) = self.state.evict_expired(Instant::now());
+            expiry = next_expiry;
+            if self.subscribers.is_empty() && empty {
                 if self.hub.retire(&self.name, &self.commands) {
                     tracing::debug!(channel = %self.name, "channel retired");
                     return;
@@ -145,13 +248,16 @@ impl Broadcaster {
         self.close_all(CloseReason::Shutdown);
     }
 
-    /// Handle carries out one command; it returns false when the broadcaster must stop.
-    fn handle(&mut self, command: Command) -> bool {
+    /// Handle carries out one command; it returns false when the broadcaster must stop. The
+    /// frames of consecutive publishes gather in `waiting`, to be fanned out together.
+    fn handle(&mut self, command: Command, waiting: &mut Vec<Arc<Frame>>) -> bool {
+        if !matches!(command, Command::Publish(_)) {
+            // The frames queued before this command reach the subscribers before it takes
+            // effect: what a subscriber sees follows the queue's order.
+            self.fan_out(waiting);
+        }
         match command {
-            Command::Publish { id, bytes, reply } => {
-                let delivery = self.publish(id, bytes);
-                let _ = reply.send(delivery);
-            }
+            Command::Publish(frame) => waiting.push(frame),
             Command::Subscribe {
                 subscriber,
                 outbox,
@@ -159,11 +265,13 @@ impl Broadcaster {
                 reply,
             } => {
                 self.subscribers.insert(subscriber, outbox);
-                self.counters
+                self.counters()
                     .subscribers
                     .store(self.subscribers.len(), Ordering::Relaxed);
+                // The frames still waiting for fan-out in the history were queued after this
+                // command: they reach the new subscriber live, so its snapshot leaves them out.
                 let history = if with_history {
-                    self.history.snapshot()
+                    self.state.snapshot()
                 } else {
                     Vec::new()
                 };
@@ -171,7 +279,7 @@ impl Broadcaster {
             }
             Command::Unsubscribe { subscriber } => {
                 self.subscribers.swap_remove(&subscriber);
-                self.counters
+                self.counters()
                     .subscribers
                     .store(self.subscribers.len(), Ordering::Relaxed);
             }
@@ -180,35 +288,31 @@ impl Broadcaster {
         true
     }
 
-    fn publish(&mut self, id: EventId, bytes: Bytes) -> Delivery {
-        if self.history.contains(&id) {
-            self.hub.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(channel = %self.name, id = %id, "duplicate event dropped");
-            return Delivery::Duplicate;
+    /// Fan_out gives the gathered frames their `seq` and hands them to every subscriber, one
+    /// push each, dropping those whose outbox overflows or is gone; then it gives the frames'
+    /// permits back and clears `waiting`.
+    fn fan_out(&mut self, waiting: &mut Vec<Arc<Frame>>) {
+        if waiting.is_empty() {
+            return;
         }
-        let seq = self.hub.next_seq();
-        let frame = Arc::new(Frame {
-            seq,
-            id,
-            bytes,
-            at: Instant::now(),
-        });
-        self.history.push(Arc::clone(&frame));
-        let subscribers = self.fan_out(&frame);
-        self.counters.published.fetch_add(1, Ordering::Relaxed);
-        self.hub.counters.published.fetch_add(1, Ordering::Relaxed);
-        self.hub
-            .counters
-            .delivered
-            .fetch_add(subscribers as u64, Ordering::Relaxed);
-        Delivery::Fanned { seq, subscribers }
-    }
-
-    /// Fan_out hands the frame to every subscriber, dropping those whose outbox is full or gone.
-    fn fan_out(&mut self, frame: &Arc<Frame>) -> usize {
+        // The seq is taken here, as the frames go out, and no other broadcaster on this thread
+        // runs until they are in every outbox: a subscriber of several channels receives their
+        // frames in seq order, so resuming after an id replays exactly what came after it.
+        let frames: Vec<Arc<Frame>> = waiting
+            .iter()
+            .map(|w| {
+                Arc::new(Frame {
+                    seq: self.hub.next_seq(),
+                    id: w.id.clone(),
+                    bytes: w.bytes.clone(),
+                    at: w.at,
+                })
+            })
+            .collect();
+        self.state.fanned_out(waiting, &frames);
         let mut lagged = 0u64;
         self.subscribers
-            .retain(|_, outbox| match outbox.push(frame) {
+            .retain(|_, outbox| match outbox.push_many(&frames) {
                 Push::Queued => true,
                 Push::Overflowed => {
                     lagged += 1;
@@ -223,17 +327,26 @@ impl Broadcaster {
                 .fetch_add(lagged, Ordering::Relaxed);
             tracing::debug!(channel = %self.name, count = lagged, "slow subscribers disconnected");
         }
-        self.counters
+        self.counters()
             .subscribers
             .store(self.subscribers.len(), Ordering::Relaxed);
-        self.subscribers.len()
+        self.hub.counters.delivered.fetch_add(
+            (self.subscribers.len() * frames.len()) as u64,
+            Ordering::Relaxed,
+        );
+        self.state.fanout.add_permits(waiting.len());
+        waiting.clear();
+    }
+
+    fn counters(&self) -> &ChannelCounters {
+        &self.state.counters
     }
 
     fn close_all(&mut self, reason: CloseReason) {
         for (_, outbox) in self.subscribers.drain(..) {
             outbox.close(reason);
         }
-        self.counters.subscribers.store(0, Ordering::Relaxed);
+        self.counters().subscribers.store(0, Ordering::Relaxed);
     }
 }
 

@@ -1,7 +1,10 @@
 //! A channel's history: its most recent frames, bounded by count and by age, kept for resume
 //! (`Last-Event-ID`) and to drop redelivered duplicates.
+//!
+//! A frame enters the history when its event is accepted and gets its `seq` when it is fanned
+//! out; the frames fanned out are the oldest ones, and only those are handed to a subscriber.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +17,9 @@ use crate::event::EventId;
 /// the history and every subscriber's outbox.
 #[derive(Debug)]
 pub struct Frame {
-    /// Arrival order across the whole hub: a later event has a larger `seq`.
+    /// Fan-out order across the whole hub: an event fanned out later has a larger `seq`, so a
+    /// subscriber of several channels receives their events in `seq` order, which resuming
+    /// after an id relies on. 0 while the event waits for fan-out.
     pub seq: u64,
     /// The event's id.
     pub id: EventId,
@@ -28,7 +33,9 @@ pub struct Frame {
 #[derive(Debug)]
 pub struct History {
     frames: VecDeque<Arc<Frame>>,
-    seq_by_id: HashMap<EventId, u64>,
+    ids: HashSet<EventId>,
+    /// How many of the oldest frames are fanned out; the others wait for fan-out, in order.
+    fanned: usize,
     max_len: usize,
     max_age: Duration,
 }
@@ -38,7 +45,8 @@ impl History {
     pub fn new(max_len: usize, max_age: Duration) -> Self {
         Self {
             frames: VecDeque::new(),
-            seq_by_id: HashMap::new(),
+            ids: HashSet::new(),
+            fanned: 0,
             max_len,
             max_age,
         }
@@ -46,10 +54,11 @@ impl History {
 
     /// Contains tells whether an event with this id is retained.
     pub fn contains(&self, id: &EventId) -> bool {
-        self.seq_by_id.contains_key(id)
+        self.ids.contains(id)
     }
 
-    /// Push appends a frame (the newest) and evicts the oldest past the count bound.
+    /// Push appends a frame (the newest, waiting for fan-out) and evicts the oldest past the
+    /// count bound.
     pub fn push(&mut self, frame: Arc<Frame>) {
         if self.max_len == 0 {
             return;
@@ -57,8 +66,20 @@ impl History {
         while self.frames.len() >= self.max_len {
             self.pop_oldest();
         }
-        self.seq_by_id.insert(frame.id.clone(), frame.seq);
+        self.ids.insert(frame.id.clone());
         self.frames.push_back(frame);
+    }
+
+    /// Fanned_out records that the oldest frame waiting for fan-out, `waiting`, went out as
+    /// `sent` (the same event with its `seq`). If `waiting` was evicted meanwhile, nothing
+    /// changes.
+    pub fn fanned_out(&mut self, waiting: &Arc<Frame>, sent: Arc<Frame>) {
+        if let Some(slot) = self.frames.get_mut(self.fanned) {
+            if Arc::ptr_eq(slot, waiting) {
+                *slot = sent;
+                self.fanned += 1;
+            }
+        }
     }
 
     /// Evict_expired drops the frames older than the age bound at `now`.
@@ -77,9 +98,9 @@ impl History {
         self.frames.front().map(|f| f.at + self.max_age)
     }
 
-    /// Snapshot returns the retained frames, oldest first.
+    /// Snapshot returns the retained frames that were fanned out, oldest first.
     pub fn snapshot(&self) -> Vec<Arc<Frame>> {
-        self.frames.iter().cloned().collect()
+        self.frames.iter().take(self.fanned).cloned().collect()
     }
 
     /// Len is the number of retained frames.
@@ -94,7 +115,8 @@ impl History {
 
     fn pop_oldest(&mut self) {
         if let Some(old) = self.frames.pop_front() {
-            self.seq_by_id.remove(&old.id);
+            self.ids.remove(&old.id);
+            self.fanned = self.fanned.saturating_sub(1);
         }
     }
 }
@@ -113,6 +135,23 @@ mod tests {
         })
     }
 
+    /// Went_out is a waiting frame as it is fanned out, with its `seq`.
+    fn went_out(waiting: &Arc<Frame>, seq: u64) -> Arc<Frame> {
+        Arc::new(Frame {
+            seq,
+            id: waiting.id.clone(),
+            bytes: waiting.bytes.clone(),
+            at: waiting.at,
+        })
+    }
+
+    /// Push_fanned pushes a frame and fans it out at once.
+    fn push_fanned(h: &mut History, seq: u64, at: Instant) {
+        let waiting = frame(seq, at);
+        h.push(Arc::clone(&waiting));
+        h.fanned_out(&waiting, went_out(&waiting, seq));
+    }
+
     fn seqs(h: &History) -> Vec<u64> {
         h.snapshot().iter().map(|f| f.seq).collect()
     }
@@ -122,7 +161,7 @@ mod tests {
         let now = Instant::now();
         let mut h = History::new(3, Duration::from_secs(60));
         for seq in 1..=5 {
-            h.push(frame(seq, now));
+            push_fanned(&mut h, seq, now);
         }
         assert_eq!(seqs(&h), vec![3, 4, 5]);
         assert!(!h.contains(&EventId::parse("2").unwrap().unwrap()));
@@ -133,14 +172,37 @@ mod tests {
     fn evicts_frames_older_than_the_age_bound() {
         let start = Instant::now();
         let mut h = History::new(10, Duration::from_secs(60));
-        h.push(frame(1, start));
-        h.push(frame(2, start + Duration::from_secs(30)));
+        push_fanned(&mut h, 1, start);
+        push_fanned(&mut h, 2, start + Duration::from_secs(30));
         assert_eq!(h.next_expiry(), Some(start + Duration::from_secs(60)));
         h.evict_expired(start + Duration::from_secs(60));
         assert_eq!(seqs(&h), vec![2]);
         h.evict_expired(start + Duration::from_secs(90));
         assert!(h.is_empty());
         assert_eq!(h.next_expiry(), None);
+    }
+
+    #[test]
+    fn a_snapshot_holds_only_the_frames_fanned_out() {
+        let now = Instant::now();
+        let mut h = History::new(3, Duration::from_secs(60));
+        let waiting: Vec<_> = (1..=5).map(|n| frame(n, now)).collect();
+        for w in &waiting[..3] {
+            h.push(Arc::clone(w));
+        }
+        assert!(h.snapshot().is_empty(), "nothing is fanned out yet");
+        h.fanned_out(&waiting[0], went_out(&waiting[0], 10));
+        assert_eq!(seqs(&h), vec![10]);
+        // The count bound evicts the frame fanned out, then the oldest still waiting: once that
+        // one is fanned out, the history does not take it back.
+        h.push(Arc::clone(&waiting[3]));
+        h.push(Arc::clone(&waiting[4]));
+        h.fanned_out(&waiting[1], went_out(&waiting[1], 11));
+        assert!(h.snapshot().is_empty());
+        h.fanned_out(&waiting[2], went_out(&waiting[2], 12));
+        assert_eq!(seqs(&h), vec![12]);
+        assert_eq!(h.len(), 3);
+        assert!(h.contains(&waiting[2].id) && !h.contains(&waiting[1].id));
     }
 
     #[test]

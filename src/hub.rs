@@ -1,8 +1,9 @@
 //! The hub: the registry of live channels, the one publish path, and subscribe with resume.
 //!
 //! Every source of events (an HTTP publish, an AMQP delivery) ends in [`Hub::publish`], so the
-//! two paths cannot drift apart. A channel comes to life when it is first used and retires when
-//! it has neither subscribers nor history.
+//! two paths cannot drift apart. A publish returns once its event is retained in the channel's
+//! history; the channel's broadcaster fans it out afterwards, in order. A channel comes to life
+//! when it is first used and retires when it has neither subscribers nor history.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -16,7 +17,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender, WeakUnboundedSender};
 use tokio::sync::oneshot;
 
-use crate::broadcaster::{Broadcaster, ChannelCounters, Command, Delivery};
+use crate::broadcaster::{Broadcaster, ChannelState, Command, Delivery};
 use crate::channel::ChannelName;
 use crate::event::{encode_frame, Event, EventId};
 use crate::history::Frame;
@@ -107,14 +108,14 @@ pub struct Published {
     pub id: EventId,
     /// Its channel.
     pub channel: ChannelName,
-    /// Whether it was fanned out or dropped as a duplicate.
+    /// Whether it was accepted (retained, fan-out follows) or dropped as a duplicate.
     pub delivery: Delivery,
 }
 
 /// HubCounters are the hub's running totals.
 #[derive(Debug, Default)]
 pub struct HubCounters {
-    /// Events added to a history and fanned out.
+    /// Events accepted: added to a history and queued for fan-out.
     pub published: AtomicU64,
     /// Events handed to subscribers: one per event per subscriber.
     pub delivered: AtomicU64,
@@ -130,9 +131,12 @@ pub struct HubCounters {
     pub gaps: AtomicU64,
 }
 
+/// ChannelHandle is how publishers and subscribers reach a channel. While one is out, the
+/// channel does not retire.
+#[derive(Clone)]
 struct ChannelHandle {
     commands: UnboundedSender<Command>,
-    counters: Arc<ChannelCounters>,
+    state: Arc<ChannelState>,
 }
 
 /// Shared is the state behind every [`Hub`] handle and every broadcaster.
@@ -217,20 +221,20 @@ impl Hub {
         }
     }
 
-    /// Publish adds an event to its channel's history and hands it to every subscriber; it
-    /// returns once that is done. This is the one path every event source goes through.
+    /// Publish adds an event to its channel's history and returns once the event is retained;
+    /// fan-out to the subscribers follows, in the order events were accepted. It waits only when
+    /// the channel's fan-out is [`crate::broadcaster::FANOUT_BACKLOG`] events behind. This is the
+    /// one path every event source goes through.
     pub async fn publish(&self, event: Event) -> Result<Published, HubError> {
         let bytes = event.encode();
-        let (reply, delivered) = oneshot::channel();
-        let command = Command::Publish {
-            id: event.id.clone(),
-            bytes,
-            reply,
-        };
-        self.channel(&event.channel)?
-            .send(command)
-            .map_err(|_| HubError::ShuttingDown)?;
-        let delivery = delivered.await.map_err(|_| HubError::ShuttingDown)?;
+        let channel = self.channel(&event.channel)?;
+        let delivery = channel
+            .state
+            .accept(&self.shared, &channel.commands, event.id.clone(), bytes)
+            .await?;
+        if delivery == Delivery::Duplicate {
+            tracing::debug!(channel = %event.channel, id = %event.id, "duplicate event dropped");
+        }
         Ok(Published {
             id: event.id,
             channel: event.channel,
@@ -263,7 +267,7 @@ impl Hub {
         let with_history = resume != Resume::Live;
         let mut history = Vec::new();
         for name in channels {
-            let commands = self.channel(name)?;
+            let commands = self.channel(name)?.commands;
             let (reply, snapshot) = oneshot::channel();
             let command = Command::Subscribe {
                 subscriber: subscription.id,
@@ -291,7 +295,7 @@ impl Hub {
             .lock()
             .iter()
             .map(|(name, handle)| {
-                let c = &handle.counters;
+                let c = &handle.state.counters;
                 let stats = ChannelStats {
                     subscribers: c.subscribers.load(Ordering::Relaxed),
                     published: c.published.load(Ordering::Relaxed),
@@ -312,11 +316,12 @@ impl Hub {
     }
 
     /// Close ends every subscriber's stream and stops every channel; later calls are refused.
+    /// The events already accepted are fanned out before the streams end.
     pub fn close(&self) {
         let channels = self.shared.channels.lock();
         self.shared.closed.store(true, Ordering::SeqCst);
         for handle in channels.values() {
-            let _ = handle.commands.send(Command::Close);
+            handle.state.close(&handle.commands);
         }
     }
 
@@ -325,35 +330,32 @@ impl Hub {
         self.shared.closed.load(Ordering::SeqCst)
     }
 
-    /// Channel returns the command sender of a channel's broadcaster, starting it if needed.
-    fn channel(&self, name: &ChannelName) -> Result<UnboundedSender<Command>, HubError> {
+    /// Channel returns a handle to a channel, starting its broadcaster if needed.
+    fn channel(&self, name: &ChannelName) -> Result<ChannelHandle, HubError> {
         self.check_channel(name)?;
         let mut channels = self.shared.channels.lock();
         if self.shared.closed.load(Ordering::SeqCst) {
             return Err(HubError::ShuttingDown);
         }
         if let Some(handle) = channels.get(name) {
-            return Ok(handle.commands.clone());
+            return Ok(handle.clone());
         }
         let max = self.shared.settings.max_channels;
         if channels.len() >= max {
             return Err(HubError::TooManyChannels(max));
         }
         let (commands, receiver) = mpsc::unbounded_channel();
-        let counters = Arc::new(ChannelCounters::default());
+        let state = Arc::new(ChannelState::new(&self.shared.settings));
         let broadcaster = Broadcaster::new(
             name.clone(),
             receiver,
-            Arc::clone(&counters),
+            Arc::clone(&state),
             Arc::clone(&self.shared),
         );
         self.shared.runtime.spawn(broadcaster.run());
-        let handle = ChannelHandle {
-            commands: commands.clone(),
-            counters,
-        };
-        channels.insert(name.clone(), handle);
-        Ok(commands)
+        let handle = ChannelHandle { commands, state };
+        channels.insert(name.clone(), handle.clone());
+        Ok(handle)
     }
 }
 
@@ -479,4 +481,236 @@ pub struct ChannelStats {
     pub published: u64,
     /// Events retained for resume.
     pub retained: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+    use tokio::runtime::Runtime;
+
+    use super::*;
+    use crate::broadcaster::FANOUT_BACKLOG;
+
+    /// Stalled_hub makes a hub whose broadcasters run only inside the returned runtime's
+    /// `block_on`: until a test drives it, nothing is fanned out.
+    fn stalled_hub(settings: HubSettings) -> (Hub, Runtime) {
+        let broadcasters = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let hub = Hub::new(settings, broadcasters.handle().clone());
+        (hub, broadcasters)
+    }
+
+    /// Drive runs the broadcasters until `future` is done; a wait past 10 s is a failure.
+    fn drive<F: std::future::Future>(broadcasters: &Runtime, future: F) -> F::Output {
+        let limit = Duration::from_secs(10);
+        broadcasters
+            .block_on(async { tokio::time::timeout(limit, future).await })
+            .expect("done once the broadcasters ran")
+    }
+
+    /// Wait_for_fan_out returns once the broadcaster has handled every command queued so far: a
+    /// new subscription is answered only after them.
+    fn wait_for_fan_out(hub: &Hub, broadcasters: &Runtime) {
+        drop(drive(broadcasters, hub.subscribe(&[channel()], Resume::Live)).unwrap());
+    }
+
+    fn channel() -> ChannelName {
+        ChannelName::parse("c").unwrap()
+    }
+
+    fn event(id: u64) -> Event {
+        event_on(channel(), id)
+    }
+
+    fn event_on(channel: ChannelName, id: u64) -> Event {
+        Event::new(channel, Some(&id.to_string()), None, String::new()).unwrap()
+    }
+
+    /// Publish_at_once publishes an event and requires the answer on the first poll.
+    fn publish_at_once(hub: &Hub, id: u64) -> Delivery {
+        publish_on_at_once(hub, channel(), id)
+    }
+
+    fn publish_on_at_once(hub: &Hub, channel: ChannelName, id: u64) -> Delivery {
+        hub.publish(event_on(channel, id))
+            .now_or_never()
+            .expect("publish answers without waiting for fan-out")
+            .unwrap()
+            .delivery
+    }
+
+    fn ids(frames: &[Arc<Frame>]) -> Vec<u64> {
+        frames
+            .iter()
+            .map(|f| f.id.as_str().parse().unwrap())
+            .collect()
+    }
+
+    /// Received is what a subscriber got so far: its backlog, then its outbox.
+    fn received(subscription: &Subscription) -> Vec<u64> {
+        let mut frames = subscription.backlog.clone();
+        frames.extend(subscription.outbox.drain());
+        ids(&frames)
+    }
+
+    #[test]
+    fn a_publish_answers_once_the_event_is_retained_while_no_broadcaster_runs() {
+        let (hub, _broadcasters) = stalled_hub(HubSettings::default());
+        for id in 1..=3 {
+            assert_eq!(publish_at_once(&hub, id), Delivery::Accepted);
+        }
+        let stats = hub.stats();
+        assert_eq!(stats.events_published, 3);
+        assert_eq!(stats.channels["c"].published, 3);
+        assert_eq!(stats.channels["c"].retained, 3);
+    }
+
+    #[test]
+    fn a_publisher_waits_once_a_full_backlog_waits_for_fan_out_and_goes_on_when_it_proceeds() {
+        let (hub, broadcasters) = stalled_hub(HubSettings::default());
+        for id in 1..=FANOUT_BACKLOG as u64 {
+            publish_at_once(&hub, id);
+        }
+        let mut next = Box::pin(hub.publish(event(FANOUT_BACKLOG as u64 + 1)));
+        assert!(
+            (&mut next).now_or_never().is_none(),
+            "the publish past the backlog waits for fan-out"
+        );
+        let published = drive(&broadcasters, next).unwrap();
+        assert_eq!(published.delivery, Delivery::Accepted);
+    }
+
+    #[test]
+    fn a_duplicate_gives_its_fan_out_permit_back_at_once() {
+        let (hub, _broadcasters) = stalled_hub(HubSettings::default());
+        publish_at_once(&hub, 1);
+        for _ in 0..2 * FANOUT_BACKLOG {
+            assert_eq!(publish_at_once(&hub, 1), Delivery::Duplicate);
+        }
+        assert_eq!(publish_at_once(&hub, 2), Delivery::Accepted);
+        assert_eq!(hub.stats().duplicates_dropped, 2 * FANOUT_BACKLOG as u64);
+    }
+
+    #[test]
+    fn subscribers_joining_behind_accepted_events_get_each_event_once_in_order() {
+        let (hub, broadcasters) = stalled_hub(HubSettings::default());
+        let channels = [channel()];
+        for id in 1..=100 {
+            publish_at_once(&hub, id);
+        }
+        // The first poll queues each Subscribe behind events 1..=100, ahead of 101..=200; the
+        // broadcaster then meets them in the middle of a batch of commands.
+        let mut earliest = Box::pin(hub.subscribe(&channels, Resume::Earliest));
+        let mut live = Box::pin(hub.subscribe(&channels, Resume::Live));
+        assert!((&mut earliest).now_or_never().is_none());
+        assert!((&mut live).now_or_never().is_none());
+        for id in 101..=200 {
+            publish_at_once(&hub, id);
+        }
+        let (earliest, live) = drive(&broadcasters, async {
+            (earliest.await.unwrap(), live.await.unwrap())
+        });
+        wait_for_fan_out(&hub, &broadcasters);
+        assert_eq!(received(&earliest), (1..=200).collect::<Vec<_>>());
+        assert_eq!(received(&live), (101..=200).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn events_accepted_before_close_reach_subscribers_before_their_streams_end() {
+        let (hub, broadcasters) = stalled_hub(HubSettings::default());
+        let subscription = drive(&broadcasters, hub.subscribe(&[channel()], Resume::Live)).unwrap();
+        // 100 is not a multiple of the broadcaster's batch: Close comes in the middle of one.
+        for id in 1..=100 {
+            publish_at_once(&hub, id);
+        }
+        hub.close();
+        assert!(matches!(
+            hub.publish(event(101)).now_or_never(),
+            Some(Err(HubError::ShuttingDown))
+        ));
+        // The broadcaster lets go of the outbox once it has handled Close.
+        drive(&broadcasters, async {
+            while Arc::strong_count(&subscription.outbox) > 1 {
+                tokio::task::yield_now().await;
+            }
+        });
+        assert_eq!(received(&subscription), (1..=100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn close_refuses_a_publisher_waiting_for_fan_out() {
+        let (hub, _broadcasters) = stalled_hub(HubSettings::default());
+        for id in 1..=FANOUT_BACKLOG as u64 {
+            publish_at_once(&hub, id);
+        }
+        let mut waiting = Box::pin(hub.publish(event(0)));
+        assert!((&mut waiting).now_or_never().is_none());
+        hub.close();
+        assert!(matches!(
+            (&mut waiting).now_or_never(),
+            Some(Err(HubError::ShuttingDown))
+        ));
+    }
+
+    #[test]
+    fn a_subscriber_whose_outbox_cannot_take_a_whole_batch_is_dropped_and_counted() {
+        let settings = HubSettings {
+            outbox_capacity: 10,
+            ..HubSettings::default()
+        };
+        let (hub, broadcasters) = stalled_hub(settings);
+        let slow = drive(&broadcasters, hub.subscribe(&[channel()], Resume::Live)).unwrap();
+        for id in 1..=7 {
+            publish_at_once(&hub, id);
+        }
+        wait_for_fan_out(&hub, &broadcasters);
+        // 7 pending and a batch of 3: the outbox is exactly full.
+        for id in 8..=10 {
+            publish_at_once(&hub, id);
+        }
+        wait_for_fan_out(&hub, &broadcasters);
+        assert_eq!(hub.stats().slow_subscriber_disconnects, 0);
+        assert_eq!(received(&slow), (1..=10).collect::<Vec<_>>());
+        // A batch of 11 cannot fit in an empty outbox of 10.
+        for id in 11..=21 {
+            publish_at_once(&hub, id);
+        }
+        wait_for_fan_out(&hub, &broadcasters);
+        assert_eq!(hub.stats().slow_subscriber_disconnects, 1);
+        assert!(
+            received(&slow).is_empty(),
+            "a lagged outbox drops what it held"
+        );
+        assert_eq!(hub.counters().delivered.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn a_subscriber_of_two_channels_receives_in_seq_order_so_a_resume_replays_exactly_the_rest() {
+        let (hub, broadcasters) = stalled_hub(HubSettings::default());
+        let (x, y) = (
+            ChannelName::parse("x").unwrap(),
+            ChannelName::parse("y").unwrap(),
+        );
+        let both = [x.clone(), y.clone()];
+        let subscription = drive(&broadcasters, hub.subscribe(&both, Resume::Live)).unwrap();
+        // y's broadcaster is woken first and takes 1 and 3 in one batch; x's takes 2 after it.
+        // Fan-out order is not acceptance order, and the seq must follow fan-out order.
+        publish_on_at_once(&hub, y.clone(), 1);
+        publish_on_at_once(&hub, x, 2);
+        publish_on_at_once(&hub, y, 3);
+        drop(drive(&broadcasters, hub.subscribe(&both, Resume::Live)).unwrap());
+        let got = subscription.outbox.drain();
+        assert_eq!(got.len(), 3);
+        assert!(
+            got.windows(2).all(|w| w[0].seq < w[1].seq),
+            "received in seq order: {got:?}"
+        );
+        for (at, last) in got.iter().enumerate() {
+            let resume = Resume::After(last.id.as_str().to_string());
+            let resumed = drive(&broadcasters, hub.subscribe(&both, resume)).unwrap();
+            assert_eq!(ids(&resumed.backlog), ids(&got[at + 1..]));
+        }
+    }
 }

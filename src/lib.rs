@@ -5,8 +5,8 @@
 //! - [`event`]: an event (id, type, data) and its SSE wire frame, encoded once;
 //! - [`hub`]: the registry of channels, the one [`hub::Hub::publish`] path every source uses,
 //!   and subscribe with resume;
-//! - [`broadcaster`]: each channel's owner task, its [`history`] and fan-out (where a slow
-//!   subscriber is dropped);
+//! - [`broadcaster`]: each channel's fan-out task (where a slow subscriber is dropped) and the
+//!   [`history`] it shares with publishers;
 //! - [`subscriber`]: a subscriber's bounded outbox and its `text/event-stream` body;
 //! - [`http`]: the thin HTTP adapter (actix-web, and event streams served on the bare
 //!   connection); [`server`]: wiring and shutdown.

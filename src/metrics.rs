@@ -125,7 +125,7 @@ impl Collector for GatewayCollector {
         counter(
             e,
             "events_published",
-            "Events added to a history and fanned out",
+            "Events accepted: added to a history, then fanned out",
             stats.events_published,
         )?;
         counter(

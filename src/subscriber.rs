@@ -68,17 +68,26 @@ impl Outbox {
 
     /// Push queues a frame without waiting; a full outbox is closed instead.
     pub fn push(&self, frame: &Arc<Frame>) -> Push {
+        self.push_many(std::slice::from_ref(frame))
+    }
+
+    /// Push_many queues frames in order without waiting, under one lock and with at most one
+    /// wake-up; when they do not all fit, the outbox is closed instead, as [`Outbox::push`] does.
+    pub fn push_many(&self, frames: &[Arc<Frame>]) -> Push {
         let (outcome, waker) = {
             let mut state = self.state.lock();
             if state.closed.is_some() {
                 return Push::Closed;
             }
-            if state.frames.len() >= self.capacity {
+            if frames.is_empty() {
+                return Push::Queued;
+            }
+            if state.frames.len() + frames.len() > self.capacity {
                 state.closed = Some(CloseReason::Lagged);
                 state.frames = VecDeque::new();
                 (Push::Overflowed, state.waker.take())
             } else {
-                state.frames.push_back(Arc::clone(frame));
+                state.frames.extend(frames.iter().cloned());
                 (Push::Queued, state.waker.take())
             }
         };

@@ -162,7 +162,7 @@ impl Supervisor {
     }
 
     /// Handle turns a delivery into an event and publishes it; the delivery is acknowledged
-    /// once the event is in its channel's history and handed to every subscriber.
+    /// once the event is retained in its channel's history (fan-out to subscribers follows).
     async fn handle(
         &self,
         channel: Option<&ChannelName>,
