@@ -38,7 +38,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     tokio::time::sleep(args.settle + args.hold).await;
     let rss_connected = server_rss(&args)?;
     let window = CpuWindow::start(args.server_pid)?;
-    let published = publish_events(&args).await?;
+    let published = publish_on_own_thread(Arc::clone(&args)).await?;
     if published.as_ref().is_some_and(|p| p.accepted > 0) {
         progress
             .wait_until(args.drain_timeout, |p| p.complete() >= p.connected())
@@ -132,6 +132,26 @@ fn failed(progress: &Progress, tally: Tally, error: &anyhow::Error) -> Outcome {
 }
 
 /// Publish_events publishes the run's events, if it has any.
+/// Publish_on_own_thread publishes from a thread and runtime of their own. On the shared runtime
+/// a publish's answer waits in the run queue behind thousands of subscriber tasks once the tool
+/// is busy, and the publish latency measured would be the tool's, not the server's; a thread of
+/// its own is woken by the kernel as soon as the answer arrives.
+async fn publish_on_own_thread(args: Arc<Args>) -> anyhow::Result<Option<PublishStats>> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("sse-load-publish".into())
+        .spawn(move || {
+            let published = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the publisher's runtime")
+                .and_then(|runtime| runtime.block_on(publish_events(&args)));
+            let _ = done.send(published);
+        })
+        .context("starting the publisher's thread")?;
+    result.await.context("the publisher's thread stopped")?
+}
+
 async fn publish_events(args: &Args) -> anyhow::Result<Option<PublishStats>> {
     if args.events == 0 {
         return Ok(None);
