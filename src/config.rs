@@ -120,14 +120,15 @@ pub struct Config {
     #[arg(long, env = "SSE_GATEWAY_MAX_BODY", default_value_t = DEFAULT_MAX_BODY)]
     pub max_body: usize,
 
-    /// HTTP worker threads. Default: one per physical core.
+    /// HTTP worker threads, and as many threads writing event streams. Default: one per core.
     #[arg(long, env = "SSE_GATEWAY_WORKERS")]
     pub workers: Option<usize>,
 
-    /// Threads running the channels' broadcasters and writing the event streams. Default: one
-    /// per core.
-    #[arg(long, env = "SSE_GATEWAY_HUB_THREADS")]
-    pub hub_threads: Option<usize>,
+    /// Threads running the channels' broadcasters (and the AMQP consumer). With one, every
+    /// subscriber receives events in one hub-wide order, which resuming a subscription to
+    /// several channels relies on; more may repeat or skip an event in such a resume.
+    #[arg(long, env = "SSE_GATEWAY_HUB_THREADS", default_value_t = 1)]
+    pub hub_threads: usize,
 
     /// Random extra delay, at most this, added to the final `retry:` sent at shutdown.
     #[arg(long, env = "SSE_GATEWAY_SHUTDOWN_RETRY_SPREAD", default_value = DEFAULT_SHUTDOWN_RETRY_SPREAD, value_parser = humantime::parse_duration)]

@@ -29,11 +29,20 @@ fn main() -> anyhow::Result<()> {
     let open_files =
         rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
     let hub_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.hub_threads.unwrap_or_else(cores).max(1))
+        .worker_threads(config.hub_threads.max(1))
         .thread_name("sse-hub")
         .enable_all()
         .build()
         .context("starting the hub runtime")?;
+    // Event streams are written on a runtime of their own: the HTTP workers stay free to answer
+    // publishes at once, and a multi-threaded runtime takes a wake from the hub without a system
+    // call while it is busy (an HTTP worker's single-threaded runtime makes one per wake).
+    let stream_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers.unwrap_or_else(cores).max(1))
+        .thread_name("sse-stream")
+        .enable_all()
+        .build()
+        .context("starting the stream runtime")?;
     let hub = Hub::new(
         config.hub_settings(open_files),
         hub_runtime.handle().clone(),
@@ -64,7 +73,7 @@ fn main() -> anyhow::Result<()> {
         write_timeout: config.write_timeout,
         send_buffer: config.send_buffer,
         cors: config.cors(),
-        streams: hub_runtime.handle().clone(),
+        streams: stream_runtime.handle().clone(),
     };
 
     let listener =
@@ -107,6 +116,7 @@ fn main() -> anyhow::Result<()> {
             shutdown,
         ))
         .context("serving HTTP")?;
+    stream_runtime.shutdown_timeout(Duration::from_secs(5));
     hub_runtime.shutdown_timeout(Duration::from_secs(5));
     tracing::info!("stopped");
     Ok(())

@@ -34,9 +34,8 @@ pub struct ServerSettings {
     pub send_buffer: Option<usize>,
     /// Which other origins browsers may call the API from.
     pub cors: Cors,
-    /// The runtime that writes event streams served on the bare connection: the hub's, so a
-    /// broadcaster wakes a writer on its own runtime (a wake across runtimes costs a system
-    /// call), and the HTTP workers stay free to answer publishes at once.
+    /// The runtime that writes event streams served on the bare connection, so that the HTTP
+    /// workers stay free to answer publishes at once.
     pub streams: tokio::runtime::Handle,
 }
 
