@@ -1,10 +1,12 @@
 //! The supervisor: connect, declare, consume; on any loss, back off and start again, forever.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{self, FuturesUnordered, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
@@ -139,14 +141,27 @@ impl Supervisor {
             "consuming from RabbitMQ"
         );
 
+        // Acks and nacks in flight: each is a round trip through lapin's connection task, so the
+        // next delivery is taken without waiting for the last one's to complete. At most as many
+        // as the prefetch lets the broker have unacknowledged.
+        let mut settling = FuturesUnordered::new();
+        let most_settling = usize::from(settings.prefetch.max(1));
         loop {
             tokio::select! {
-                next = deliveries.next() => match next {
-                    Some((channel, Ok(delivery))) => self.handle(channel.as_ref(), delivery).await?,
+                next = deliveries.next(), if settling.len() < most_settling => match next {
+                    Some((channel, Ok(delivery))) => {
+                        let settlement = self.handle(channel.as_ref(), delivery).await;
+                        settling.push(settlement);
+                    }
                     Some((_, Err(error))) => return Err(error),
                     None => return Ok(Ended::Cancelled),
                 },
+                Some(settled) = settling.next() => settle(settled)?,
                 _ = self.stop.changed() => {
+                    // The deliveries already handled are acknowledged before the channel closes.
+                    while let Some(settled) = settling.next().await {
+                        settle(settled)?;
+                    }
                     // Before cancelling and closing (not after, as `run` does for a lost
                     // session): an HTTP publish must not be sent on a channel being closed.
                     self.publisher.set_channel(None);
@@ -161,13 +176,10 @@ impl Supervisor {
         }
     }
 
-    /// Handle turns a delivery into an event and publishes it; the delivery is acknowledged
-    /// once the event is retained in its channel's history (fan-out to subscribers follows).
-    async fn handle(
-        &self,
-        channel: Option<&ChannelName>,
-        mut delivery: Delivery,
-    ) -> Result<(), lapin::Error> {
+    /// Handle turns a delivery into an event and publishes it; it returns the delivery's
+    /// settlement to send: an ack once the event is retained in its channel's history (fan-out
+    /// to subscribers follows), or a nack.
+    async fn handle(&self, channel: Option<&ChannelName>, mut delivery: Delivery) -> Settlement {
         let properties = &delivery.properties;
         let decoded = to_event(
             channel,
@@ -187,23 +199,26 @@ impl Supervisor {
                     reason = %rejection,
                     "AMQP delivery rejected"
                 );
-                return settle(delivery.nack(DROP).await);
+                return Box::pin(async move { delivery.nack(DROP).await });
             }
         };
         match self.hub.publish(event).await {
             Ok(_) => {
                 self.status.consumed.fetch_add(1, Ordering::Relaxed);
-                settle(delivery.ack(BasicAckOptions::default()).await)
+                Box::pin(async move { delivery.ack(BasicAckOptions::default()).await })
             }
-            Err(HubError::ShuttingDown) => settle(delivery.nack(REQUEUE).await),
+            Err(HubError::ShuttingDown) => Box::pin(async move { delivery.nack(REQUEUE).await }),
             Err(error) => {
                 self.status.rejected.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(routing_key = delivery.routing_key.as_str(), %error, "AMQP delivery rejected");
-                settle(delivery.nack(DROP).await)
+                Box::pin(async move { delivery.nack(DROP).await })
             }
         }
     }
 }
+
+/// Settlement is a delivery's ack or nack, to be sent (it is sent when first polled).
+type Settlement = Pin<Box<dyn Future<Output = Result<bool, lapin::Error>> + Send>>;
 
 /// Nack without requeue: the delivery is unusable and would fail again.
 const DROP: BasicNackOptions = BasicNackOptions {
