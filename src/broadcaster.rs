@@ -3,13 +3,13 @@
 //!
 //! A publish is accepted under the `ChannelState` lock, which is held only to check the id,
 //! retain the frame in the history and queue it as a `Command`, so the queue holds frames in
-//! history order; the publisher does not wait for fan-out, except when [`FANOUT_BACKLOG`]
-//! accepted events of the channel still wait for it. The broadcaster handles its commands in
-//! queue order, so a subscriber joins between two events, never during one: the history snapshot
-//! it gets (the frames fanned out before it joined) and the live frames it receives afterwards
-//! neither overlap nor leave a hole. Fan-out gives each frame its hub-wide `seq` and hands
-//! consecutive frames to each outbox at once without waiting; a subscriber whose outbox
-//! overflows is dropped here.
+//! history order; the publisher does not wait for fan-out, except when as many accepted events
+//! of the channel still wait for it as a subscriber's outbox holds (see `ChannelState::new`).
+//! The broadcaster handles its commands in queue order, so a subscriber joins between two
+//! events, never during one: the history snapshot it gets (the frames fanned out before it
+//! joined) and the live frames it receives afterwards neither overlap nor leave a hole. Fan-out
+//! gives each frame its hub-wide `seq` and hands consecutive frames to each outbox at once
+//! without waiting; a subscriber whose outbox overflows is dropped here.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,12 +27,6 @@ use crate::history::{Frame, History};
 use crate::hub::{HubError, HubSettings, Shared};
 use crate::subscriber::{CloseReason, Outbox, Push};
 
-/// How many accepted events of one channel may wait for fan-out before a publisher waits too.
-/// A publish answers once its event is retained, so without a bound a publisher faster than
-/// fan-out (an HTTP client, a broker's backlog) would grow the command queue without limit. At
-/// 1024, as many as a subscriber's outbox holds by default, a burst is accepted at once, and a
-/// channel holds at most 1024 frames (each at most `--max-event-size`) waiting for fan-out.
-pub const FANOUT_BACKLOG: usize = 1024;
 /// How long an idle broadcaster waits before it tries again to retire, when a handle to it was
 /// still out the last time.
 const RETIRE_RECHECK: Duration = Duration::from_secs(1);
@@ -88,11 +82,16 @@ pub(crate) struct ChannelState {
 }
 
 impl ChannelState {
+    /// New makes a channel's state. As many accepted events may wait for fan-out as a
+    /// subscriber's outbox holds (`--subscriber-queue`): a publish answers once its event is
+    /// retained, so without a bound a publisher faster than fan-out (an HTTP client, a broker's
+    /// backlog) would grow the queue without limit; with it a burst of that size is accepted at
+    /// once, and a publisher past it waits for fan-out.
     pub(crate) fn new(settings: &HubSettings) -> Self {
         Self {
             counters: ChannelCounters::default(),
             history: Mutex::new(History::new(settings.history_len, settings.history_max_age)),
-            fanout: Semaphore::new(FANOUT_BACKLOG),
+            fanout: Semaphore::new(settings.outbox_capacity.max(1)),
         }
     }
 

@@ -69,8 +69,9 @@ pub struct Config {
     pub bind: SocketAddr,
 
     /// A second address to serve on, with a worker thread of its own, for publishers (and
-    /// scrapers): their requests are answered at once even while the main workers write to
-    /// many subscribers. Every route is served on both.
+    /// scrapers), e.g. on an internal interface: their requests never wait behind the main
+    /// workers' (which also write the subscriptions that arrive on kept-alive connections).
+    /// Every route is served on both.
     #[arg(long, env = "SSE_GATEWAY_PUBLISH_BIND")]
     pub publish_bind: Option<SocketAddr>,
 
@@ -99,7 +100,8 @@ pub struct Config {
     #[arg(long, env = "SSE_GATEWAY_RETRY", default_value = DEFAULT_RETRY, value_parser = humantime::parse_duration)]
     pub retry: Duration,
 
-    /// Frames a subscriber may fall behind before it is disconnected (it then resumes from history).
+    /// Frames a subscriber may fall behind before it is disconnected (it then resumes from
+    /// history); also how many accepted events of a channel may wait for fan-out.
     #[arg(long, env = "SSE_GATEWAY_SUBSCRIBER_QUEUE", default_value_t = hub::DEFAULT_OUTBOX_CAPACITY)]
     pub subscriber_queue: usize,
 
