@@ -95,7 +95,15 @@ impl Gateway {
                 logs.lock().unwrap()
             )
         });
-        let http = reqwest::Client::builder().timeout(WAIT).build().unwrap();
+        // Every request on a connection of its own, as a browser's EventSource behind the
+        // documented proxy arrives: subscriptions then take the gateway's bare event-stream
+        // path, which is what users get (a subscription on a reused connection goes through
+        // actix-web instead; tests/subscribe.rs compares the two).
+        let http = reqwest::Client::builder()
+            .timeout(WAIT)
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
         Gateway {
             addr: addr.parse().expect("a socket address"),
             publish_addr,
