@@ -160,7 +160,10 @@ pub struct BodySettings {
 pub struct SseBody {
     opening: Option<Bytes>,
     subscription: Subscription,
-    heartbeat: Interval,
+    /// Made at the first poll, not in `new`: a timer belongs to the runtime it is made on, and a
+    /// body may be made on one runtime (an HTTP worker) and written on another (the streams'),
+    /// which outlives it at shutdown.
+    heartbeat: Option<Interval>,
     wrote_since_heartbeat: bool,
     batch: Vec<Arc<Frame>>,
     settings: BodySettings,
@@ -181,13 +184,10 @@ impl SseBody {
         for frame in std::mem::take(&mut subscription.backlog) {
             opening.extend_from_slice(&frame.bytes);
         }
-        let mut heartbeat =
-            tokio::time::interval_at(Instant::now() + settings.heartbeat, settings.heartbeat);
-        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
             opening: Some(opening.freeze()),
             subscription,
-            heartbeat,
+            heartbeat: None,
             wrote_since_heartbeat: true,
             batch: Vec::new(),
             settings,
@@ -270,7 +270,13 @@ impl SseBody {
             }
             Poll::Pending => {}
         }
-        while self.heartbeat.poll_tick(cx).is_ready() {
+        let period = self.settings.heartbeat;
+        let heartbeat = self.heartbeat.get_or_insert_with(|| {
+            let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            interval
+        });
+        while heartbeat.poll_tick(cx).is_ready() {
             if !std::mem::replace(&mut self.wrote_since_heartbeat, false) {
                 return Poll::Ready(Some(Ok(Bytes::from_static(HEARTBEAT))));
             }
@@ -312,5 +318,44 @@ mod tests {
         let mut batch = vec![frame(1), frame(2), frame(3)];
         assert_eq!(&coalesce(&mut batch)[..], b"1;2;3;");
         assert!(batch.is_empty());
+    }
+
+    /// An event stream's body is made on the HTTP worker that accepted the request and written on
+    /// the streams' runtime; at shutdown the worker's runtime goes first. The body must keep
+    /// working on the runtime that polls it (a timer made on the worker's runtime would fail
+    /// there, and the stream would end without its final `retry:`).
+    #[test]
+    fn a_body_made_on_one_runtime_keeps_working_on_another_that_outlives_it() {
+        use crate::channel::ChannelName;
+        use crate::hub::{Hub, HubSettings, Resume};
+        use futures_util::StreamExt;
+
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let streams = runtime();
+        let hub = Hub::new(HubSettings::default(), streams.handle().clone());
+        let channel = ChannelName::parse("c").unwrap();
+        let subscription = streams
+            .block_on(hub.subscribe(&[channel], Resume::Live))
+            .unwrap();
+        let settings = BodySettings {
+            retry: Duration::from_secs(1),
+            heartbeat: Duration::from_millis(10),
+            shutdown_retry_spread: Duration::ZERO,
+        };
+        let worker = runtime();
+        let mut body = worker.block_on(async { SseBody::new(subscription, settings) });
+        drop(worker);
+        streams.block_on(async {
+            assert!(body.take_opening().starts_with(b"retry: 1000"));
+            let beat = tokio::time::timeout(Duration::from_secs(10), body.next())
+                .await
+                .expect("a heartbeat comes");
+            assert_eq!(beat.unwrap().unwrap(), Bytes::from_static(HEARTBEAT));
+        });
     }
 }
