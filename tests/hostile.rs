@@ -352,3 +352,36 @@ async fn secrets_never_reach_logs_stats_or_error_bodies() {
         );
     }
 }
+
+/// A subscriber sends nothing after its request. One that does (a pipelined request, which a
+/// stream that ends with its connection cannot answer, or bytes meant to keep the gateway
+/// reading) is disconnected, and the gateway's other subscribers carry on.
+#[tokio::test]
+async fn a_subscriber_that_sends_data_after_its_request_is_disconnected() {
+    let gw = Gateway::start(&[]).await;
+    let mut other = gw.subscribe("channel=chatty").await;
+    let mut chatty = TcpStream::connect(gw.addr).await.unwrap();
+    let request = format!(
+        "GET /events?channel=chatty HTTP/1.1\r\nHost: {}\r\n\r\n",
+        gw.addr
+    );
+    chatty.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 256];
+    let read = tokio::time::timeout(WAIT, chatty.read(&mut head))
+        .await
+        .expect("the stream opens")
+        .unwrap();
+    assert!(head[..read].starts_with(b"HTTP/1.1 200"));
+
+    chatty
+        .write_all(b"GET /events?channel=chatty HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, chatty.read_to_end(&mut rest))
+        .await
+        .expect("the gateway closes the connection")
+        .ok();
+    gw.publish_ok("chatty", "1", "still here").await;
+    assert_eq!(other.ids(1).await, ["1"]);
+}

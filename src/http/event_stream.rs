@@ -109,7 +109,7 @@ impl EventStream {
             return;
         }
         self.head = BytesMut::new();
-        let mut probe = [0u8; 16];
+        let mut probe = [0u8; 1];
         loop {
             tokio::select! {
                 chunk = self.body.next() => match chunk {
@@ -120,11 +120,16 @@ impl EventStream {
                     }
                     _ => break,
                 },
-                // A subscriber sends nothing after its request: end of input (or an error) means
-                // it left; anything else is ignored.
+                // A subscriber sends nothing after its request: end of input or an error means
+                // it left, and anything else is a client this stream cannot answer (a pipelined
+                // request on a response that ends with the connection) or one wasting the
+                // gateway's reads; either way the connection is closed.
                 read = reader.read(&mut probe) => match read {
                     Ok(0) | Err(_) => return,
-                    Ok(_) => {}
+                    Ok(_) => {
+                        tracing::debug!("event stream closed: the client sent data after its request");
+                        return;
+                    }
                 },
             }
         }
