@@ -158,9 +158,12 @@ impl Supervisor {
                 },
                 Some(settled) = settling.next() => settle(settled)?,
                 _ = self.stop.changed() => {
-                    // The deliveries already handled are acknowledged before the channel closes.
+                    // The deliveries already handled are acknowledged before the channel closes;
+                    // one that cannot be is redelivered by the broker, so shutdown goes on.
                     while let Some(settled) = settling.next().await {
-                        settle(settled)?;
+                        if let Err(error) = settle(settled) {
+                            tracing::warn!(%error, "an ack could not be sent at shutdown; the broker will redeliver");
+                        }
                     }
                     // Before cancelling and closing (not after, as `run` does for a lost
                     // session): an HTTP publish must not be sent on a channel being closed.
