@@ -26,6 +26,11 @@ async fn the_root_serves_the_demo_page_as_html_under_a_strict_content_security_p
     assert_eq!(header("content-type"), "text/html; charset=utf-8");
     assert_eq!(header("x-content-type-options"), "nosniff");
     assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(
+        header("connection"),
+        "close",
+        "the page's streams get connections of their own"
+    );
     let csp = header("content-security-policy");
     for directive in [
         "default-src 'none'",

@@ -80,6 +80,9 @@ pub(crate) async fn page(state: web::Data<AppState>) -> HttpResponse {
         .insert_header((CACHE_CONTROL, "no-cache"))
         .insert_header((REFERRER_POLICY, "no-referrer"))
         .insert_header((X_FRAME_OPTIONS, "DENY"))
+        // The page's streams then open connections of their own instead of reusing this one,
+        // and are served on the bare event-stream path (~2 KB each instead of ~11 KB).
+        .force_close()
         .body(PAGE.html.clone())
 }
 
