@@ -96,7 +96,8 @@ impl ChannelState {
     }
 
     /// Accept retains an event and queues it on `commands` for fan-out, unless an event with its
-    /// id is still retained. It waits only while [`FANOUT_BACKLOG`] events wait for fan-out.
+    /// id is still retained. It waits only while as many events wait for fan-out as the semaphore
+    /// allows (see [`ChannelState::new`]).
     pub(crate) async fn accept(
         &self,
         hub: &Shared,
@@ -118,12 +119,7 @@ impl ChannelState {
             hub.counters.duplicates.fetch_add(1, Ordering::Relaxed);
             return Ok(Delivery::Duplicate);
         }
-        let frame = Arc::new(Frame {
-            seq: 0,
-            id,
-            bytes,
-            at: Instant::now(),
-        });
+        let frame = Arc::new(Frame::new(id, bytes, Instant::now()));
         // Queued under the lock, so the queue holds frames in history order.
         commands
             .send(Command::Publish(Arc::clone(&frame)))
@@ -150,14 +146,6 @@ impl ChannelState {
     /// Snapshot is the retained frames that were fanned out, oldest first.
     fn snapshot(&self) -> Vec<Arc<Frame>> {
         self.history.lock().snapshot()
-    }
-
-    /// Fanned_out records in the history that the frames `waiting` went out as `sent`.
-    fn fanned_out(&self, waiting: &[Arc<Frame>], sent: &[Arc<Frame>]) {
-        let mut history = self.history.lock();
-        for (waiting, sent) in waiting.iter().zip(sent) {
-            history.fanned_out(waiting, Arc::clone(sent));
-        }
     }
 
     /// Evict_expired drops the frames too old at `now`; it returns whether the history is now
@@ -297,21 +285,13 @@ impl Broadcaster {
         // The seq is taken here, as the frames go out, and no other broadcaster on this thread
         // runs until they are in every outbox: a subscriber of several channels receives their
         // frames in seq order, so resuming after an id replays exactly what came after it.
-        let frames: Vec<Arc<Frame>> = waiting
-            .iter()
-            .map(|w| {
-                Arc::new(Frame {
-                    seq: self.hub.next_seq(),
-                    id: w.id.clone(),
-                    bytes: w.bytes.clone(),
-                    at: w.at,
-                })
-            })
-            .collect();
-        self.state.fanned_out(waiting, &frames);
+        // Set on the frames the history holds: a snapshot taken after this includes them.
+        for frame in waiting.iter() {
+            frame.set_seq(self.hub.next_seq());
+        }
         let mut lagged = 0u64;
         self.subscribers
-            .retain(|_, outbox| match outbox.push_many(&frames) {
+            .retain(|_, outbox| match outbox.push_many(waiting) {
                 Push::Queued => true,
                 Push::Overflowed => {
                     lagged += 1;
@@ -330,7 +310,7 @@ impl Broadcaster {
             .subscribers
             .store(self.subscribers.len(), Ordering::Relaxed);
         self.hub.counters.delivered.fetch_add(
-            (self.subscribers.len() * frames.len()) as u64,
+            (self.subscribers.len() * waiting.len()) as u64,
             Ordering::Relaxed,
         );
         self.state.fanout.add_permits(waiting.len());

@@ -2,9 +2,11 @@
 //! (`Last-Event-ID`) and to drop redelivered duplicates.
 //!
 //! A frame enters the history when its event is accepted and gets its `seq` when it is fanned
-//! out; the frames fanned out are the oldest ones, and only those are handed to a subscriber.
+//! out. Frames are fanned out in history order, so those with a `seq` are the oldest ones, and
+//! only those are handed to a subscriber.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +19,9 @@ use crate::event::EventId;
 /// the history and every subscriber's outbox.
 #[derive(Debug)]
 pub struct Frame {
-    /// Fan-out order across the whole hub: an event fanned out later has a larger `seq`, so a
-    /// subscriber of several channels receives their events in `seq` order, which resuming
-    /// after an id relies on. 0 while the event waits for fan-out.
-    pub seq: u64,
+    /// Fan-out order across the whole hub (see [`Frame::seq`]); 0 while the event waits for
+    /// fan-out. Set once, by the broadcaster, on the frame the history already holds.
+    seq: AtomicU64,
     /// The event's id.
     pub id: EventId,
     /// The SSE frame.
@@ -29,13 +30,35 @@ pub struct Frame {
     pub at: Instant,
 }
 
+impl Frame {
+    /// New makes a frame that waits for fan-out.
+    pub fn new(id: EventId, bytes: Bytes, at: Instant) -> Self {
+        Self {
+            seq: AtomicU64::new(0),
+            id,
+            bytes,
+            at,
+        }
+    }
+
+    /// Seq is the frame's place in the hub's fan-out order: an event fanned out later has a
+    /// larger `seq`, so a subscriber of several channels receives their events in `seq` order,
+    /// which resuming after an id relies on. 0 while the event waits for fan-out.
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Set_seq gives the frame its place as it is fanned out.
+    pub(crate) fn set_seq(&self, seq: u64) {
+        self.seq.store(seq, Ordering::Release);
+    }
+}
+
 /// History keeps at most `max_len` frames, none older than `max_age`.
 #[derive(Debug)]
 pub struct History {
     frames: VecDeque<Arc<Frame>>,
     ids: HashSet<EventId>,
-    /// How many of the oldest frames are fanned out; the others wait for fan-out, in order.
-    fanned: usize,
     max_len: usize,
     max_age: Duration,
 }
@@ -46,7 +69,6 @@ impl History {
         Self {
             frames: VecDeque::new(),
             ids: HashSet::new(),
-            fanned: 0,
             max_len,
             max_age,
         }
@@ -70,18 +92,6 @@ impl History {
         self.frames.push_back(frame);
     }
 
-    /// Fanned_out records that the oldest frame waiting for fan-out, `waiting`, went out as
-    /// `sent` (the same event with its `seq`). If `waiting` was evicted meanwhile, nothing
-    /// changes.
-    pub fn fanned_out(&mut self, waiting: &Arc<Frame>, sent: Arc<Frame>) {
-        if let Some(slot) = self.frames.get_mut(self.fanned) {
-            if Arc::ptr_eq(slot, waiting) {
-                *slot = sent;
-                self.fanned += 1;
-            }
-        }
-    }
-
     /// Evict_expired drops the frames older than the age bound at `now`.
     pub fn evict_expired(&mut self, now: Instant) {
         while self
@@ -98,9 +108,14 @@ impl History {
         self.frames.front().map(|f| f.at + self.max_age)
     }
 
-    /// Snapshot returns the retained frames that were fanned out, oldest first.
+    /// Snapshot returns the retained frames that were fanned out, oldest first (a prefix: frames
+    /// are fanned out in the order they were pushed).
     pub fn snapshot(&self) -> Vec<Arc<Frame>> {
-        self.frames.iter().take(self.fanned).cloned().collect()
+        self.frames
+            .iter()
+            .take_while(|f| f.seq() != 0)
+            .cloned()
+            .collect()
     }
 
     /// Len is the number of retained frames.
@@ -116,7 +131,6 @@ impl History {
     fn pop_oldest(&mut self) {
         if let Some(old) = self.frames.pop_front() {
             self.ids.remove(&old.id);
-            self.fanned = self.fanned.saturating_sub(1);
         }
     }
 }
@@ -125,35 +139,21 @@ impl History {
 mod tests {
     use super::*;
 
-    fn frame(seq: u64, at: Instant) -> Arc<Frame> {
-        let id = EventId::parse(&seq.to_string()).unwrap().unwrap();
-        Arc::new(Frame {
-            seq,
-            id,
-            bytes: Bytes::new(),
-            at,
-        })
+    /// Frame is a frame waiting for fan-out, its id `n`.
+    fn frame(n: u64, at: Instant) -> Arc<Frame> {
+        let id = EventId::parse(&n.to_string()).unwrap().unwrap();
+        Arc::new(Frame::new(id, Bytes::new(), at))
     }
 
-    /// Went_out is a waiting frame as it is fanned out, with its `seq`.
-    fn went_out(waiting: &Arc<Frame>, seq: u64) -> Arc<Frame> {
-        Arc::new(Frame {
-            seq,
-            id: waiting.id.clone(),
-            bytes: waiting.bytes.clone(),
-            at: waiting.at,
-        })
-    }
-
-    /// Push_fanned pushes a frame and fans it out at once.
+    /// Push_fanned pushes a frame and fans it out at once, as `seq`.
     fn push_fanned(h: &mut History, seq: u64, at: Instant) {
         let waiting = frame(seq, at);
         h.push(Arc::clone(&waiting));
-        h.fanned_out(&waiting, went_out(&waiting, seq));
+        waiting.set_seq(seq);
     }
 
     fn seqs(h: &History) -> Vec<u64> {
-        h.snapshot().iter().map(|f| f.seq).collect()
+        h.snapshot().iter().map(|f| f.seq()).collect()
     }
 
     #[test]
@@ -191,15 +191,15 @@ mod tests {
             h.push(Arc::clone(w));
         }
         assert!(h.snapshot().is_empty(), "nothing is fanned out yet");
-        h.fanned_out(&waiting[0], went_out(&waiting[0], 10));
+        waiting[0].set_seq(10);
         assert_eq!(seqs(&h), vec![10]);
         // The count bound evicts the frame fanned out, then the oldest still waiting: once that
         // one is fanned out, the history does not take it back.
         h.push(Arc::clone(&waiting[3]));
         h.push(Arc::clone(&waiting[4]));
-        h.fanned_out(&waiting[1], went_out(&waiting[1], 11));
+        waiting[1].set_seq(11);
         assert!(h.snapshot().is_empty());
-        h.fanned_out(&waiting[2], went_out(&waiting[2], 12));
+        waiting[2].set_seq(12);
         assert_eq!(seqs(&h), vec![12]);
         assert_eq!(h.len(), 3);
         assert!(h.contains(&waiting[2].id) && !h.contains(&waiting[1].id));

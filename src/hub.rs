@@ -368,7 +368,7 @@ fn backlog(
     resume: &Resume,
     counters: &HubCounters,
 ) -> (Option<Bytes>, Vec<Arc<Frame>>) {
-    history.sort_by_key(|f| f.seq);
+    history.sort_by_key(|f| f.seq());
     let (gap, mut frames) = match resume {
         Resume::Live => (None, Vec::new()),
         Resume::Earliest => (None, history),
@@ -385,7 +385,7 @@ fn backlog(
         },
     };
     frames.extend(live);
-    frames.sort_by_key(|f| f.seq);
+    frames.sort_by_key(|f| f.seq());
     (gap, frames)
 }
 
@@ -702,7 +702,7 @@ mod tests {
         let got = subscription.outbox.drain();
         assert_eq!(got.len(), 3);
         assert!(
-            got.windows(2).all(|w| w[0].seq < w[1].seq),
+            got.windows(2).all(|w| w[0].seq() < w[1].seq()),
             "received in seq order: {got:?}"
         );
         for (at, last) in got.iter().enumerate() {

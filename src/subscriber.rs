@@ -292,12 +292,9 @@ mod tests {
 
     fn frame(seq: u64) -> Arc<Frame> {
         let id = EventId::parse(&seq.to_string()).unwrap().unwrap();
-        Arc::new(Frame {
-            seq,
-            id,
-            bytes: Bytes::from(format!("{seq};")),
-            at: Instant::now(),
-        })
+        let frame = Frame::new(id, Bytes::from(format!("{seq};")), Instant::now());
+        frame.set_seq(seq);
+        Arc::new(frame)
     }
 
     #[test]
