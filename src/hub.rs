@@ -403,7 +403,6 @@ pub struct Subscription {
     pub(crate) backlog: Vec<Arc<Frame>>,
     id: u64,
     joined: Vec<WeakUnboundedSender<Command>>,
-    channels: Vec<ChannelName>,
     shared: Arc<Shared>,
 }
 
@@ -423,7 +422,6 @@ impl Subscription {
             backlog: Vec::new(),
             id,
             joined: Vec::with_capacity(channels.len()),
-            channels: channels.to_vec(),
             shared: Arc::clone(shared),
         })
     }
@@ -435,7 +433,8 @@ impl Subscription {
 
     /// Ended records why the stream ended (the broadcaster already counted it).
     pub(crate) fn ended(&self, reason: CloseReason) {
-        tracing::debug!(subscriber = self.id, channels = ?self.channels, ?reason, "subscriber stream ended");
+        // The channels are in the "subscriber connected" line with the same id.
+        tracing::debug!(subscriber = self.id, ?reason, "subscriber stream ended");
     }
 }
 

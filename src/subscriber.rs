@@ -1,8 +1,9 @@
 //! A subscriber: its bounded outbox, filled by channel broadcasters, and the `text/event-stream`
 //! body that drains it.
 //!
-//! A broadcaster never waits for a subscriber: [`Outbox::push`] either queues a shared frame or,
-//! when the outbox is full, closes it (the subscriber is dropped and resumes from history later).
+//! A broadcaster never waits for a subscriber: [`Outbox::push_many`] either queues shared frames
+//! or, when the outbox is full, closes it (the subscriber is dropped and resumes from history
+//! later).
 //! The body hands everything pending to the socket in one chunk, so a subscriber that is behind
 //! costs one write, not one per event.
 
@@ -66,13 +67,9 @@ impl Outbox {
         }
     }
 
-    /// Push queues a frame without waiting; a full outbox is closed instead.
-    pub fn push(&self, frame: &Arc<Frame>) -> Push {
-        self.push_many(std::slice::from_ref(frame))
-    }
-
     /// Push_many queues frames in order without waiting, under one lock and with at most one
-    /// wake-up; when they do not all fit, the outbox is closed instead, as [`Outbox::push`] does.
+    /// wake-up; when they do not all fit, the outbox is closed instead (the subscriber is dropped
+    /// and resumes from history later).
     pub fn push_many(&self, frames: &[Arc<Frame>]) -> Push {
         let (outcome, waker) = {
             let mut state = self.state.lock();
@@ -300,10 +297,10 @@ mod tests {
     #[test]
     fn a_full_outbox_closes_as_lagged_and_refuses_more() {
         let outbox = Outbox::new(2);
-        assert_eq!(outbox.push(&frame(1)), Push::Queued);
-        assert_eq!(outbox.push(&frame(2)), Push::Queued);
-        assert_eq!(outbox.push(&frame(3)), Push::Overflowed);
-        assert_eq!(outbox.push(&frame(4)), Push::Closed);
+        assert_eq!(outbox.push_many(&[frame(1)]), Push::Queued);
+        assert_eq!(outbox.push_many(&[frame(2)]), Push::Queued);
+        assert_eq!(outbox.push_many(&[frame(3)]), Push::Overflowed);
+        assert_eq!(outbox.push_many(&[frame(4)]), Push::Closed);
         assert!(
             outbox.drain().is_empty(),
             "a lagged outbox drops what it held"
