@@ -1,7 +1,5 @@
 //! The supervisor: connect, declare, consume; on any loss, back off and start again, forever.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,19 +147,21 @@ impl Supervisor {
         loop {
             tokio::select! {
                 next = deliveries.next(), if settling.len() < most_settling => match next {
-                    Some((channel, Ok(delivery))) => {
-                        let settlement = self.handle(channel.as_ref(), delivery).await;
-                        settling.push(settlement);
+                    Some((channel, Ok(mut delivery))) => {
+                        let verdict = self.handle(channel.as_ref(), &mut delivery).await;
+                        settling.push(verdict.send(delivery));
                     }
                     Some((_, Err(error))) => return Err(error),
                     None => return Ok(Ended::Cancelled),
                 },
-                Some(settled) = settling.next() => settle(settled)?,
+                Some(settled) = settling.next() => {
+                    settled?;
+                }
                 _ = self.stop.changed() => {
                     // The deliveries already handled are acknowledged before the channel closes;
                     // one that cannot be is redelivered by the broker, so shutdown goes on.
                     while let Some(settled) = settling.next().await {
-                        if let Err(error) = settle(settled) {
+                        if let Err(error) = settled {
                             tracing::warn!(%error, "an ack could not be sent at shutdown; the broker will redeliver");
                         }
                     }
@@ -179,10 +179,10 @@ impl Supervisor {
         }
     }
 
-    /// Handle turns a delivery into an event and publishes it; it returns the delivery's
-    /// settlement to send: an ack once the event is retained in its channel's history (fan-out
-    /// to subscribers follows), or a nack.
-    async fn handle(&self, channel: Option<&ChannelName>, mut delivery: Delivery) -> Settlement {
+    /// Handle turns a delivery into an event and publishes it; it returns how to answer the
+    /// delivery: an ack once the event is retained in its channel's history (fan-out to
+    /// subscribers follows), or a nack.
+    async fn handle(&self, channel: Option<&ChannelName>, delivery: &mut Delivery) -> Verdict {
         let properties = &delivery.properties;
         let decoded = to_event(
             channel,
@@ -194,47 +194,58 @@ impl Supervisor {
         );
         let event = match decoded {
             Ok(event) => event,
-            Err(rejection) => {
-                self.status.rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    channel = channel.map(ChannelName::as_str),
-                    routing_key = delivery.routing_key.as_str(),
-                    reason = %rejection,
-                    "AMQP delivery rejected"
-                );
-                return Box::pin(async move { delivery.nack(DROP).await });
-            }
+            Err(rejection) => return self.reject(channel, delivery, &rejection),
         };
         match self.hub.publish(event).await {
             Ok(_) => {
                 self.status.consumed.fetch_add(1, Ordering::Relaxed);
-                Box::pin(async move { delivery.ack(BasicAckOptions::default()).await })
+                Verdict::Ack
             }
-            Err(HubError::ShuttingDown) => Box::pin(async move { delivery.nack(REQUEUE).await }),
-            Err(error) => {
-                self.status.rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(routing_key = delivery.routing_key.as_str(), %error, "AMQP delivery rejected");
-                Box::pin(async move { delivery.nack(DROP).await })
-            }
+            Err(HubError::ShuttingDown) => Verdict::Requeue,
+            Err(error) => self.reject(channel, delivery, &error),
         }
+    }
+
+    /// Reject counts and logs an unusable delivery, to be dropped (it would fail again).
+    fn reject(
+        &self,
+        channel: Option<&ChannelName>,
+        delivery: &Delivery,
+        reason: &dyn std::fmt::Display,
+    ) -> Verdict {
+        self.status.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            channel = channel.map(ChannelName::as_str),
+            routing_key = delivery.routing_key.as_str(),
+            %reason,
+            "AMQP delivery rejected"
+        );
+        Verdict::Drop
     }
 }
 
-/// Settlement is a delivery's ack or nack, to be sent (it is sent when first polled).
-type Settlement = Pin<Box<dyn Future<Output = Result<bool, lapin::Error>> + Send>>;
+/// Verdict is how a handled delivery is answered.
+#[derive(Clone, Copy, Debug)]
+enum Verdict {
+    /// Acknowledge: the event is retained.
+    Ack,
+    /// Nack without requeue: the delivery is unusable and would fail again.
+    Drop,
+    /// Nack with requeue: the delivery is fine but cannot be handled now.
+    Requeue,
+}
 
-/// Nack without requeue: the delivery is unusable and would fail again.
-const DROP: BasicNackOptions = BasicNackOptions {
-    requeue: false,
-    multiple: false,
-};
-/// Nack with requeue: the delivery is fine but cannot be handled now.
-const REQUEUE: BasicNackOptions = BasicNackOptions {
-    requeue: true,
-    multiple: false,
-};
-
-/// Settle keeps only the error of an ack or nack (its flag says whether it was sent).
-fn settle(result: Result<bool, lapin::Error>) -> Result<(), lapin::Error> {
-    result.map(|_| ())
+impl Verdict {
+    /// Send answers the delivery; it is sent when the future is first polled.
+    async fn send(self, delivery: Delivery) -> Result<bool, lapin::Error> {
+        let nack = |requeue| BasicNackOptions {
+            requeue,
+            multiple: false,
+        };
+        match self {
+            Verdict::Ack => delivery.ack(BasicAckOptions::default()).await,
+            Verdict::Drop => delivery.nack(nack(false)).await,
+            Verdict::Requeue => delivery.nack(nack(true)).await,
+        }
+    }
 }
