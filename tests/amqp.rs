@@ -257,3 +257,33 @@ async fn a_gateway_restarted_with_the_same_instance_id_receives_what_was_publish
     assert_eq!(stream.ids(3).await, ids(1, 3));
     producer.delete_exchange().await;
 }
+
+/// With RabbitMQ on, an HTTP publish goes through the broker and comes back through this
+/// gateway's consumer, which refuses events over `--max-event-size`: such an event is refused
+/// with 413 before it is sent, not answered 202 and then dropped.
+#[tokio::test]
+async fn an_http_publish_larger_than_the_consumer_takes_is_413_not_202() {
+    let (url, exchange, producer) = producer().await;
+    let gw = Gateway::start_amqp(
+        &url,
+        &exchange,
+        &unique("gw-size"),
+        &["--max-event-size", "100", "--max-body", "65536"],
+    )
+    .await;
+    let mut stream = gw.subscribe("channel=sized").await;
+    let (status, answer) = gw
+        .publish(json!({"channel": "sized", "id": "big", "data": "x".repeat(101)}))
+        .await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer["error"]
+        .as_str()
+        .unwrap()
+        .contains("--max-event-size"));
+    let (status, _) = gw
+        .publish(json!({"channel": "sized", "id": "fits", "data": "x".repeat(100)}))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(stream.next_event().await.last_event_id, "fits");
+    producer.delete_exchange().await;
+}

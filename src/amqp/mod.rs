@@ -97,7 +97,7 @@ impl Amqp {
     /// would otherwise find its runtime gone during shutdown.
     pub fn start(settings: AmqpSettings, hub: Hub, runtime: &Handle) -> Self {
         let status = Arc::new(AmqpStatus::default());
-        let publisher = AmqpPublisher::new(&settings.exchange);
+        let publisher = AmqpPublisher::new(&settings.exchange, settings.max_event_size);
         let (stop, stopped) = watch::channel(false);
         let supervisor = session::Supervisor {
             settings,

@@ -21,6 +21,14 @@ pub enum AmqpPublishError {
     /// No queue is bound for the routing key, so no gateway would deliver it.
     #[error("RabbitMQ routed the event to no queue: no binding matches routing key {0:?}")]
     Unroutable(String),
+    /// The event is larger than the gateway's consumer takes from the broker.
+    #[error("event data is {size} bytes, more than --max-event-size ({max})")]
+    TooLarge {
+        /// The event data's size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// AmqpPublisher publishes events to the exchange through the current connection's
@@ -29,13 +37,17 @@ pub enum AmqpPublishError {
 pub struct AmqpPublisher {
     channel: Arc<RwLock<Option<Channel>>>,
     exchange: Arc<str>,
+    max_event_size: usize,
 }
 
 impl AmqpPublisher {
-    pub(crate) fn new(exchange: &str) -> Self {
+    /// New makes a publisher to `exchange` for events of at most `max_event_size` bytes, the
+    /// limit the consumer applies to what comes back from the broker.
+    pub(crate) fn new(exchange: &str, max_event_size: usize) -> Self {
         Self {
             channel: Arc::new(RwLock::new(None)),
             exchange: Arc::from(exchange),
+            max_event_size,
         }
     }
 
@@ -45,8 +57,14 @@ impl AmqpPublisher {
     }
 
     /// Publish sends the event (routing key = channel, `message_id` = id, `type` = event type,
-    /// persistent) and returns once the broker confirmed it.
+    /// persistent) and returns once the broker confirmed it. An event the consumer would
+    /// reject as too large is refused here, before the broker takes it.
     pub async fn publish(&self, event: &Event) -> Result<(), AmqpPublishError> {
+        let size = event.data.len();
+        if size > self.max_event_size {
+            let max = self.max_event_size;
+            return Err(AmqpPublishError::TooLarge { size, max });
+        }
         let channel = self
             .channel
             .read()

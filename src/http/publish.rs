@@ -77,6 +77,7 @@ impl ResponseError for PublishError {
             | Self::BadField(_) => StatusCode::BAD_REQUEST,
             Self::Hub(e) => hub_status(e),
             Self::Broker(AmqpPublishError::Unroutable(_)) => StatusCode::BAD_GATEWAY,
+            Self::Broker(AmqpPublishError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Broker(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
