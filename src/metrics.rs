@@ -75,23 +75,13 @@ struct GatewayCollector {
     http_received: Arc<AtomicU64>,
 }
 
-fn counter(
+/// Metric writes one unlabelled metric with its descriptor.
+fn metric(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    value: u64,
+    metric: impl EncodeMetric,
 ) -> Result<(), std::fmt::Error> {
-    let metric = ConstCounter::new(value);
-    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
-}
-
-fn gauge(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: i64,
-) -> Result<(), std::fmt::Error> {
-    let metric = ConstGauge::new(value);
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
@@ -99,17 +89,14 @@ impl Collector for GatewayCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let stats = self.hub.stats();
         let c = self.hub.counters();
+        let amqp = self.amqp.as_ref().map(|a| a.snapshot());
         let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
         let e = &mut encoder;
-        gauge(
-            e,
-            "connections",
-            "Open subscriber connections",
-            stats.connections as i64,
-        )?;
+        let connections = ConstGauge::new(stats.connections as i64);
+        metric(e, "connections", "Open subscriber connections", connections)?;
         let mut received = Vec::from([("http", load(&self.http_received))]);
-        if let Some(amqp) = &self.amqp {
-            received.push(("amqp", amqp.snapshot().deliveries_consumed));
+        if let Some(amqp) = &amqp {
+            received.push(("amqp", amqp.deliveries_consumed));
         }
         let help = "Events received, by source: HTTP publishes accepted, AMQP deliveries consumed";
         let mut family = e.encode_descriptor(
@@ -121,44 +108,44 @@ impl Collector for GatewayCollector {
         for (source, count) in received {
             ConstCounter::new(count).encode(family.encode_family(&[("source", source)])?)?;
         }
-        gauge(e, "channels", "Live channels", stats.channels.len() as i64)?;
-        counter(
-            e,
-            "events_published",
-            "Events accepted: added to a history, then fanned out",
-            stats.events_published,
-        )?;
-        counter(
-            e,
-            "events_delivered",
-            "Events handed to subscribers (one per subscriber)",
-            load(&c.delivered),
-        )?;
-        counter(
-            e,
-            "bytes_written",
-            "Bytes handed to subscriber connections",
-            load(&c.bytes_written),
-        )?;
-        counter(
-            e,
-            "duplicates_dropped",
-            "Events dropped because their id was retained",
-            stats.duplicates_dropped,
-        )?;
-        counter(
-            e,
-            "slow_subscriber_disconnects",
-            "Subscribers disconnected for falling behind",
-            stats.slow_subscriber_disconnects,
-        )?;
-        counter(
-            e,
-            "resumes",
-            "Subscriptions resumed after a retained Last-Event-ID",
-            stats.resumes,
-        )?;
-        counter(e, "gaps", "Subscriptions sent a gap event", stats.gaps)?;
+        let channels = ConstGauge::new(stats.channels.len() as i64);
+        metric(e, "channels", "Live channels", channels)?;
+        let counters = [
+            (
+                "events_published",
+                "Events accepted: added to a history, then fanned out",
+                stats.events_published,
+            ),
+            (
+                "events_delivered",
+                "Events handed to subscribers (one per subscriber)",
+                load(&c.delivered),
+            ),
+            (
+                "bytes_written",
+                "Bytes handed to subscriber connections",
+                load(&c.bytes_written),
+            ),
+            (
+                "duplicates_dropped",
+                "Events dropped because their id was retained",
+                stats.duplicates_dropped,
+            ),
+            (
+                "slow_subscriber_disconnects",
+                "Subscribers disconnected for falling behind",
+                stats.slow_subscriber_disconnects,
+            ),
+            (
+                "resumes",
+                "Subscriptions resumed after a retained Last-Event-ID",
+                stats.resumes,
+            ),
+            ("gaps", "Subscriptions sent a gap event", stats.gaps),
+        ];
+        for (name, help, value) in counters {
+            metric(e, name, help, ConstCounter::new(value))?;
+        }
 
         let mut busiest: Vec<_> = stats
             .channels
@@ -174,32 +161,34 @@ impl Collector for GatewayCollector {
             ConstGauge::new(subscribers as i64).encode(family.encode_family(&labels)?)?;
         }
 
-        if let Some(amqp) = &self.amqp {
-            let s = amqp.snapshot();
-            gauge(
+        if let Some(s) = amqp {
+            let connected = ConstGauge::new(i64::from(s.connected));
+            metric(
                 e,
                 "amqp_connected",
                 "1 while connected to RabbitMQ and consuming",
-                i64::from(s.connected),
+                connected,
             )?;
-            counter(
-                e,
-                "amqp_reconnects",
-                "Connections to RabbitMQ re-established",
-                s.reconnects,
-            )?;
-            counter(
-                e,
-                "amqp_deliveries_consumed",
-                "AMQP deliveries turned into events",
-                s.deliveries_consumed,
-            )?;
-            counter(
-                e,
-                "amqp_deliveries_rejected",
-                "AMQP deliveries dropped as unusable",
-                s.deliveries_rejected,
-            )?;
+            let counters = [
+                (
+                    "amqp_reconnects",
+                    "Connections to RabbitMQ re-established",
+                    s.reconnects,
+                ),
+                (
+                    "amqp_deliveries_consumed",
+                    "AMQP deliveries turned into events",
+                    s.deliveries_consumed,
+                ),
+                (
+                    "amqp_deliveries_rejected",
+                    "AMQP deliveries dropped as unusable",
+                    s.deliveries_rejected,
+                ),
+            ];
+            for (name, help, value) in counters {
+                metric(e, name, help, ConstCounter::new(value))?;
+            }
         }
         Ok(())
     }
