@@ -47,6 +47,9 @@ def disturbed(r, threshold):
     """Exit status 0 (and a note) when other work kept the server's or the tool's core busier
     than threshold percent during the run, 1 otherwise."""
     cpu = r["cpu_pct"]
+    # /proc/stat counts in 10 ms ticks: under a second, one tick of anything is several percent.
+    if (cpu.get("window_s") or 0) < 1:
+        return 1
     others = {k: cpu.get(k) for k in ("server_core_others", "client_core_others")}
     bad = {k: v for k, v in others.items() if v is not None and v > threshold}
     if bad:

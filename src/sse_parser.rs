@@ -1,8 +1,8 @@
 //! An incremental `text/event-stream` parser that follows the WHATWG HTML specification
 //! (section 9.2.6, "Interpreting an event stream"), as a browser's `EventSource` does.
 //!
-//! The gateway itself never parses streams; the tests and the load tool do, so that they see
-//! exactly what a browser sees. Unlike a browser, it also reports comments and `retry:` values,
+//! The gateway itself never parses streams; the tests do, so that they see exactly what a
+//! browser sees (the load tool has a leaner parser of its own, tested against this one). Unlike a browser, it also reports comments and `retry:` values,
 //! and whether an event carried its own `id:` field.
 
 /// Item is one thing a stream says.

@@ -53,10 +53,16 @@ const TICKS_PER_SEC: u64 = 100;
 pub fn pinned_cpu(pid: u32) -> anyhow::Result<Option<usize>> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    Ok(status
+    Ok(parse_pinned_cpu(&status))
+}
+
+/// Parse_pinned_cpu reads `Cpus_allowed_list` from a `/proc/PID/status` text: the CPU when it
+/// is exactly one.
+fn parse_pinned_cpu(status: &str) -> Option<usize> {
+    status
         .lines()
         .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .and_then(|list| list.trim().parse().ok()))
+        .and_then(|list| list.trim().parse().ok())
 }
 
 /// Cpu_busy is how long one CPU has been busy (anything but idle and I/O wait), from `/proc/stat`.
@@ -117,6 +123,11 @@ mod tests {
         assert_eq!(parse_cpu_busy_ticks(stat, 0), Some(21));
         assert_eq!(parse_cpu_busy_ticks(stat, 1), Some(10));
         assert_eq!(parse_cpu_busy_ticks(stat, 2), None);
+        assert_eq!(
+            parse_pinned_cpu("Name:\tx\nCpus_allowed_list:\t3\n"),
+            Some(3)
+        );
+        assert_eq!(parse_pinned_cpu("Cpus_allowed_list:\t0-3\n"), None);
         assert!(pinned_cpu(std::process::id()).is_ok());
     }
 

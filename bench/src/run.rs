@@ -35,9 +35,20 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
             p.connected() + p.failed() >= attempted
         })
         .await;
+    // With nothing to publish the run's window is the hold itself (idle connections); otherwise
+    // it is the publishing and the delivery that follows.
+    let idle = args.events == 0;
+    let idle_window = if idle {
+        Some(CpuWindow::start(args.server_pid)?)
+    } else {
+        None
+    };
     tokio::time::sleep(args.settle + args.hold).await;
     let rss_connected = server_rss(&args)?;
-    let window = CpuWindow::start(args.server_pid)?;
+    let window = match idle_window {
+        Some(window) => window,
+        None => CpuWindow::start(args.server_pid)?,
+    };
     let published = publish_on_own_thread(Arc::clone(&args)).await?;
     if published.as_ref().is_some_and(|p| p.accepted > 0) {
         progress
