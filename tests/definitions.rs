@@ -15,15 +15,12 @@ async fn the_definitions_give_the_gateway_and_publishers_what_they_need_and_no_m
     let conf = std::fs::read_to_string(definitions.join("rabbitmq.conf")).unwrap();
     let port = free_port();
     // The node reads its definitions from its own directory instead of /etc/rabbitmq.
-    let node_dir =
-        std::env::temp_dir().join(format!("sse-gateway-rabbit-{port}-{}", std::process::id()));
-    let local = node_dir.join("definitions.json");
+    let local = PrivateNode::dir_for(port).join("definitions.json");
     let conf = conf.replace(
         "/etc/rabbitmq/definitions.json",
         &local.display().to_string(),
     );
     let node = PrivateNode::prepare_with(port, &conf);
-    assert_eq!(node.dir(), node_dir);
     std::fs::copy(definitions.join("definitions.json"), &local).unwrap();
     let _ = std::process::Command::new("chown")
         .args(["rabbitmq:rabbitmq"])

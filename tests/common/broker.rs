@@ -77,8 +77,7 @@ impl PrivateNode {
             "the RabbitMQ tests need a broker: set AMQP_URL, or install RabbitMQ \
              (apt-get install rabbitmq-server) so they can start private nodes"
         );
-        let dir =
-            std::env::temp_dir().join(format!("sse-gateway-rabbit-{port}-{}", std::process::id()));
+        let dir = Self::dir_for(port);
         std::fs::create_dir_all(dir.join("mnesia")).unwrap();
         std::fs::create_dir_all(dir.join("log")).unwrap();
         std::fs::write(
@@ -107,8 +106,10 @@ impl PrivateNode {
     }
 
     /// Dir is the node's own directory (its configuration, data and logs).
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
+    /// Dir_for is the directory a node on `port` keeps its data, logs and configuration in, so
+    /// a test can place files there before the node is prepared.
+    pub fn dir_for(port: u16) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("sse-gateway-rabbit-{port}-{}", std::process::id()))
     }
 
     /// Url is the node's AMQP URL for a vhost (`%2f` for the default one).
