@@ -223,3 +223,25 @@ async fn with_a_channel_list_other_channels_are_404() {
         202
     );
 }
+
+/// Every API answer, success or error, tells browsers not to sniff its content type.
+#[tokio::test]
+async fn api_answers_carry_nosniff() {
+    let gw = Gateway::start(&[]).await;
+    let publish = |body: &'static str| {
+        gw.http()
+            .post(gw.url("/publish"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let accepted = publish(r#"{"channel":"n","data":1}"#).await.unwrap();
+    let refused = publish("{").await.unwrap();
+    assert_eq!(
+        (accepted.status().as_u16(), refused.status().as_u16()),
+        (202, 400)
+    );
+    for response in [&accepted, &refused] {
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    }
+}

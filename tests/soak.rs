@@ -70,8 +70,6 @@ async fn clients_that_drop_and_resume_get_every_event_exactly_once_and_memory_is
             "reconnects": r.reconnects,
             "resumes": r.resumes,
             "gaps": r.gaps,
-            "lost": 0,
-            "duplicates": 0,
             "rss_kib_peak": r.rss_peak,
             "rss_kib_after_clients_left": r.rss_end,
         })

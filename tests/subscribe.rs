@@ -48,6 +48,7 @@ async fn the_response_has_sse_headers_and_opens_before_any_event() {
     assert_eq!(stream.headers["content-type"], "text/event-stream");
     assert_eq!(stream.headers["cache-control"], "no-cache");
     assert_eq!(stream.headers["x-accel-buffering"], "no");
+    assert_eq!(stream.headers["x-content-type-options"], "nosniff");
     assert_eq!(
         stream.next_item().await,
         Some(Item::Retry(2500)),
