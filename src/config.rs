@@ -123,13 +123,13 @@ pub struct Config {
     pub max_body: usize,
 
     /// HTTP worker threads, and as many threads writing event streams. Default: one per core.
-    #[arg(long, env = "SSE_GATEWAY_WORKERS")]
+    #[arg(long, env = "SSE_GATEWAY_WORKERS", value_parser = at_least_one())]
     pub workers: Option<usize>,
 
     /// Threads running the channels' broadcasters (and the AMQP consumer). With one, every
     /// subscriber receives events in one hub-wide order, which resuming a subscription to
     /// several channels relies on; more may repeat or skip an event in such a resume.
-    #[arg(long, env = "SSE_GATEWAY_HUB_THREADS", default_value_t = 1)]
+    #[arg(long, env = "SSE_GATEWAY_HUB_THREADS", default_value_t = 1, value_parser = at_least_one())]
     pub hub_threads: usize,
 
     /// Random extra delay, at most this, added to the final `retry:` sent at shutdown.
@@ -191,7 +191,8 @@ pub struct Config {
     pub instance_id: Option<String>,
 
     /// Unacknowledged deliveries RabbitMQ may send ahead (`basic.qos`).
-    #[arg(long, env = "SSE_GATEWAY_PREFETCH", default_value_t = DEFAULT_PREFETCH)]
+    /// (0, which AMQP reads as "no limit", is refused.)
+    #[arg(long, env = "SSE_GATEWAY_PREFETCH", default_value_t = DEFAULT_PREFETCH, value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
 
     /// How long this instance's queues outlive it without a consumer (`x-expires`).
@@ -355,7 +356,7 @@ impl Config {
             exchange: self.exchange.clone(),
             exchange_passive: self.exchange_passive,
             instance_id: self.instance_id.clone().unwrap_or_else(default_instance_id),
-            prefetch: self.prefetch.max(1),
+            prefetch: self.prefetch,
             queue_expires: self.queue_expires,
             channels: self.channels.clone(),
             max_event_size: self.max_event_size,
@@ -556,6 +557,12 @@ impl fmt::Display for Secret {
     }
 }
 
+/// At_least_one parses a count that must not be zero (threads), refusing 0 with a clear error
+/// rather than quietly taking 1.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -696,5 +703,15 @@ mod tests {
                 .as_deref(),
             Some("hunter2")
         );
+    }
+
+    #[test]
+    fn thread_counts_and_the_prefetch_refuse_zero() {
+        for flag in ["--workers", "--hub-threads", "--prefetch"] {
+            let error = Config::try_parse_from(["sse-gateway", flag, "0"])
+                .expect_err("0 is refused, not taken as 1");
+            assert!(error.to_string().contains(flag), "{error}");
+            assert!(Config::try_parse_from(["sse-gateway", flag, "1"]).is_ok());
+        }
     }
 }

@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     let open_files =
         rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
     let hub_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.hub_threads.max(1))
+        .worker_threads(config.hub_threads)
         .thread_name("sse-hub")
         .enable_all()
         .build()
@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
     // publishes at once, and a multi-threaded runtime takes a wake from the hub without a system
     // call while it is busy (an HTTP worker's single-threaded runtime makes one per wake).
     let stream_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers.unwrap_or_else(cores).max(1))
+        .worker_threads(config.workers.unwrap_or_else(cores))
         .thread_name("sse-stream")
         .enable_all()
         .build()
