@@ -289,7 +289,8 @@ impl Hub {
     /// Stats reports open connections and each live channel's figures.
     pub fn stats(&self) -> HubStats {
         let counters = &self.shared.counters;
-        let channels = self
+        // Read under the registry's lock (which every publish takes briefly), sorted after it.
+        let channels: Vec<_> = self
             .shared
             .channels
             .lock()
@@ -301,9 +302,10 @@ impl Hub {
                     published: c.published.load(Ordering::Relaxed),
                     retained: c.retained.load(Ordering::Relaxed),
                 };
-                (name.to_string(), stats)
+                (name.clone(), stats)
             })
             .collect();
+        let channels = channels.into_iter().collect();
         HubStats {
             connections: self.shared.connections.load(Ordering::Relaxed),
             channels,
@@ -458,7 +460,7 @@ pub struct HubStats {
     /// Open subscriber connections.
     pub connections: usize,
     /// Each live channel's figures, by name.
-    pub channels: BTreeMap<String, ChannelStats>,
+    pub channels: BTreeMap<ChannelName, ChannelStats>,
     /// Events published since start.
     pub events_published: u64,
     /// Redelivered events dropped because their id was still retained.
@@ -563,8 +565,14 @@ mod tests {
         }
         let stats = hub.stats();
         assert_eq!(stats.events_published, 3);
-        assert_eq!(stats.channels["c"].published, 3);
-        assert_eq!(stats.channels["c"].retained, 3);
+        assert_eq!(
+            stats.channels[&ChannelName::parse("c").unwrap()].published,
+            3
+        );
+        assert_eq!(
+            stats.channels[&ChannelName::parse("c").unwrap()].retained,
+            3
+        );
     }
 
     #[test]
