@@ -160,23 +160,30 @@ impl PublishStats {
 }
 
 /// Drive publishes the schedule: event `seq` of every channel at `seq / rate` seconds from the
-/// start (or at once in a burst), each waiting for a free in-flight slot.
+/// start (or at once in a burst), each waiting for a free in-flight slot. The publish latency is
+/// from the request's sending to its answer.
 pub async fn drive(publisher: Publisher, schedule: Schedule) -> anyhow::Result<PublishStats> {
     let slots = Arc::new(Semaphore::new(schedule.in_flight));
     let mut tasks: JoinSet<Answer> = JoinSet::new();
     let mut stats = PublishStats::new()?;
-    let start = Instant::now();
+    let (start, start_ns) = (Instant::now(), now_ns());
     for seq in 0..schedule.events {
-        if schedule.rate > 0.0 {
+        // At a fixed rate an event is stamped with the moment it was due, not the moment a free
+        // in-flight slot let it go: when a slow server holds the slots, the wait is part of its
+        // latency (otherwise the schedule would slip and hide it: coordinated omission).
+        let due_ns = if schedule.rate > 0.0 {
             let due = Duration::from_secs_f64(seq as f64 / schedule.rate);
             tokio::time::sleep_until(start + due).await;
-        }
+            Some(start_ns + u64::try_from(due.as_nanos()).unwrap_or(u64::MAX))
+        } else {
+            None
+        };
         for channel in &schedule.channels {
             let slot = Arc::clone(&slots).acquire_owned().await?;
             let (publisher, channel) = (publisher.clone(), channel.clone());
             let size = schedule.payload_bytes;
             tasks.spawn(async move {
-                let sent_ns = now_ns();
+                let sent_ns = due_ns.unwrap_or_else(now_ns);
                 let data = encode(&channel, seq, sent_ns, size);
                 let began = Instant::now();
                 let result = publisher.publish(&channel, seq, &data).await;
